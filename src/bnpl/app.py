@@ -1,0 +1,115 @@
+"""The HTTP application: gateway middleware, problem+json errors, the contexts' routers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from bnpl import contexts
+from bnpl.bootstrap import Roles, start_platform
+from bnpl.config import Settings
+from bnpl.gateway import CredentialResolvers
+from bnpl.gateway.idempotency import IdempotencyStore
+from bnpl.gateway.middleware import GatewayMiddleware
+from bnpl.kit.errors import FieldError, ProblemError, problem_body
+
+log = logging.getLogger(__name__)
+
+PROBLEM = "application/problem+json"
+
+
+def _problem_response(
+    status: int,
+    code: str,
+    detail: str,
+    errors: list[FieldError] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    return JSONResponse(
+        problem_body(status, code, detail, errors),
+        status_code=status,
+        media_type=PROBLEM,
+        headers=headers,
+    )
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ProblemError)
+    async def _problem(_: Request, exc: ProblemError) -> JSONResponse:
+        return _problem_response(exc.status, exc.code, exc.detail, exc.errors, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # Never echo the input back: it may hold a card number or a password.
+        errors = [
+            FieldError(_field_path(tuple(e.get("loc", ()))), str(e.get("msg", "invalid")))
+            for e in exc.errors()
+        ]
+        if any(e.get("type") == "json_invalid" for e in exc.errors()):
+            return _problem_response(400, "validation_error", "The body is not valid JSON.", errors)
+        return _problem_response(422, "validation_error", "The request is not valid.", errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthenticated"}
+        code = codes.get(exc.status_code, "http_error")
+        return _problem_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        return _problem_response(500, "internal_error", "Something went wrong on our side.")
+
+
+def create_app(
+    settings: Settings | None = None,
+    roles: Roles = Roles(),
+    services: set[str] | None = None,
+) -> FastAPI:
+    settings = settings or Settings()
+    resolvers = CredentialResolvers()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with start_platform(settings, roles) as rt:
+            app.state.runtime = rt
+            app.state.idempotency = IdempotencyStore(
+                rt.db, settings.idempotency_ttl_s, settings.idempotency_lock_timeout_s
+            )
+            resolvers.merchant_key = rt.resolvers.merchant_key
+            resolvers.access_token = rt.resolvers.access_token
+            yield
+
+    app = FastAPI(
+        title="BNPL platform API",
+        version="1.0.0",
+        description="Buy now, pay later: checkouts, credit decisions, installment plans.",
+        lifespan=lifespan,
+    )
+    app.add_middleware(
+        GatewayMiddleware,
+        admin_token=settings.admin_token,
+        resolvers=resolvers,
+        limiter=lambda: app.state.runtime.limiter,
+        idempotency=lambda: app.state.idempotency,
+        merchant_rule=settings.rate_limit_merchant,
+        consumer_rule=settings.rate_limit_consumer,
+    )
+    install_error_handlers(app)
+    for router in contexts.routers(services):
+        app.include_router(router)
+    return app

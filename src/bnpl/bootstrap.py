@@ -1,0 +1,115 @@
+"""Start and stop the platform's engines for one process, in any of its roles."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+
+import uvicorn
+
+from bnpl import contexts
+from bnpl.audit import Sealer
+from bnpl.config import Settings
+from bnpl.gateway import RateLimiter
+from bnpl.kit.clock import Clock
+from bnpl.kit.db import Database
+from bnpl.kit.embedded import start_embedded_postgres
+from bnpl.kit.migrate import migrate
+from bnpl.messaging import PostgresBus
+from bnpl.providers.http import build_providers
+from bnpl.providers.sandbox import create_sandbox_app
+from bnpl.runtime import Runtime
+from bnpl.scheduler import Scheduler
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Roles:
+    workers: bool = True  # event consumers, scheduler, audit sealer
+    migrate: bool = True
+    simulators: bool = True  # in-process sandbox providers when no BNPL_PROVIDERS_URL
+
+
+def database_url(settings: Settings) -> str:
+    return settings.database_url or start_embedded_postgres(settings.pg_data_dir)
+
+
+async def serve_in_background(app: object, host: str, port: int) -> tuple[uvicorn.Server, str]:
+    """Run an ASGI app on its own uvicorn server inside this event loop; returns its URL."""
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="warning", lifespan="on", timeout_graceful_shutdown=1
+    )  # type: ignore[arg-type]
+    server = uvicorn.Server(config)
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    task = asyncio.create_task(server.serve(), name=f"uvicorn-{port}")
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    sock = server.servers[0].sockets[0].getsockname()
+    server.__dict__["_task"] = task
+    return server, f"http://{sock[0]}:{sock[1]}"
+
+
+async def stop_server(server: uvicorn.Server) -> None:
+    server.should_exit = True
+    task: asyncio.Task[None] = server.__dict__["_task"]
+    await task
+
+
+@asynccontextmanager
+async def start_platform(settings: Settings, roles: Roles = Roles()) -> AsyncIterator[Runtime]:
+    async with AsyncExitStack() as stack:
+        db = Database(
+            database_url(settings), min_size=settings.db_pool_min, max_size=settings.db_pool_max
+        )
+        await db.open()
+        stack.push_async_callback(db.close)
+        if roles.migrate:
+            async with db.connection() as conn:
+                applied = await migrate(conn)
+            if applied:
+                log.info("migrations applied", extra={"applied": applied})
+        clock = Clock()
+        async with db.connection() as conn:
+            await clock.refresh(conn)
+
+        providers_url = settings.providers_url
+        if providers_url is None:
+            if not roles.simulators:
+                raise RuntimeError("set BNPL_PROVIDERS_URL (or run the sandbox simulators)")
+            sandbox_app = create_sandbox_app(db, latency_ms=settings.sandbox_latency_ms)
+            server, providers_url = await serve_in_background(
+                sandbox_app, settings.sandbox_host, settings.sandbox_port
+            )
+            stack.push_async_callback(stop_server, server)
+            log.info("sandbox providers running", extra={"url": providers_url})
+        providers = build_providers(providers_url, timeout_s=settings.provider_timeout_s)
+        stack.push_async_callback(providers.aclose)
+
+        bus = PostgresBus(db, poll_interval=settings.bus_poll_interval_s)
+        scheduler = Scheduler(db, clock, bus, interval=settings.scheduler_interval_s)
+        rt = Runtime(
+            settings=settings,
+            db=db,
+            clock=clock,
+            bus=bus,
+            scheduler=scheduler,
+            limiter=RateLimiter(settings.redis_url),
+            providers=providers.providers,
+        )
+        contexts.register_all(rt)
+
+        if roles.workers:
+            await bus.start()
+            stack.push_async_callback(bus.stop)
+            await scheduler.start()
+            stack.push_async_callback(scheduler.stop)
+            sealer = Sealer(db)
+            await sealer.start()
+            stack.push_async_callback(sealer.stop)
+        yield rt

@@ -1,0 +1,114 @@
+"""`bnpl`: run the platform in any of its roles."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from bnpl.bootstrap import Roles, database_url, start_platform
+from bnpl.config import Settings
+from bnpl.logs import configure_logging
+
+cli = typer.Typer(help="BNPL platform.", no_args_is_help=True, add_completion=False)
+
+Host = Annotated[str, typer.Option(help="Interface to listen on.")]
+Port = Annotated[int, typer.Option(help="Port to listen on.")]
+
+
+def _settings() -> Settings:
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_json)
+    return settings
+
+
+def _run_api(settings: Settings, host: str, port: int, roles: Roles, services: set[str] | None) -> None:
+    from bnpl.app import create_app
+
+    app = create_app(settings, roles, services)
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    typer.echo(f"BNPL API on http://{shown}:{port}  (docs: http://{shown}:{port}/docs)", err=True)
+    typer.echo(f"operator token: Authorization: Bearer {settings.admin_token}", err=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+
+
+@cli.command()
+def up(host: Host = "127.0.0.1", port: Port = 8000) -> None:
+    """Apply pending migrations, then run the API and every worker in one process."""
+    _run_api(_settings(), host, port, Roles(workers=True, migrate=True), None)
+
+
+@cli.command()
+def serve(
+    host: Host = "127.0.0.1",
+    port: Port = 8000,
+    services: Annotated[
+        str | None, typer.Option(help="Comma-separated contexts whose routers to mount.")
+    ] = None,
+) -> None:
+    """Run only the HTTP API (no workers)."""
+    chosen = {s.strip() for s in services.split(",")} if services else None
+    _run_api(_settings(), host, port, Roles(workers=False, migrate=False), chosen)
+
+
+@cli.command()
+def worker(
+    consumers: Annotated[
+        str | None, typer.Option(help="Comma-separated consumers to run (default: all).")
+    ] = None,
+) -> None:
+    """Run only the workers: event consumers, time-driven work, the audit sealer."""
+    settings = _settings()
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        async with start_platform(settings, Roles(workers=True, migrate=False)) as rt:
+            if consumers:
+                wanted = {c.strip() for c in consumers.split(",")}
+                for name in list(rt.bus.subscriptions):
+                    if name not in wanted:
+                        del rt.bus.subscriptions[name]
+            typer.echo("BNPL worker running", err=True)
+            await stop.wait()
+
+    asyncio.run(main())
+
+
+@cli.command("migrate")
+def migrate_command() -> None:
+    """Apply pending migrations and exit."""
+    settings = _settings()
+
+    async def main() -> None:
+        import asyncpg
+
+        from bnpl.kit.migrate import migrate
+
+        conn = await asyncpg.connect(database_url(settings))
+        try:
+            applied = await migrate(conn)
+        finally:
+            await conn.close()
+        typer.echo("\n".join(applied) if applied else "nothing to apply")
+
+    asyncio.run(main())
+
+
+@cli.command()
+def sandbox(host: Host = "127.0.0.1", port: Port = 8100) -> None:
+    """Run the sandbox provider simulators standalone (gateway, KYC, KYB, bureau)."""
+    settings = _settings()
+    from bnpl.providers.sandbox import standalone_app
+
+    typer.echo(f"sandbox providers on http://{host}:{port}", err=True)
+    uvicorn.run(standalone_app(settings), host=host, port=port, log_level="warning")
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,97 @@
+"""Settings from `BNPL_*` environment variables."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Environment(StrEnum):
+    SANDBOX = "sandbox"
+    PRODUCTION = "production"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BNPL_", extra="ignore")
+
+    env: Environment = Environment.SANDBOX
+    database_url: str | None = None
+    redis_url: str | None = None
+    kafka_bootstrap: str | None = None
+    smtp_url: str | None = None
+    admin_token: str = "sandbox-admin-token"
+    data_dir: Path = Path(".bnpl")
+
+    # Secrets. In sandbox they default to values derived from the admin token so a laptop
+    # needs no set-up; production refuses to start without real ones.
+    jwt_secret: str | None = None
+    encryption_key: str | None = None  # base64 of 32 bytes (AES-256-GCM)
+
+    # Providers: unset means "run the sandbox simulators in this process".
+    providers_url: str | None = None
+    sandbox_host: str = "127.0.0.1"
+    sandbox_port: int = 0  # 0: any free port
+    provider_timeout_s: float = 5.0
+    sandbox_latency_ms: int = 20  # the simulators' base latency
+
+    db_pool_min: int = 2
+    db_pool_max: int = 20
+
+    # Gateway.
+    rate_limit_merchant: str = "200/2 seconds"  # 100/s sustained with a burst of 200
+    rate_limit_consumer: str = "20/second"
+    rate_limit_failed_logins: str = "5/minute"
+    idempotency_ttl_s: int = 24 * 3600
+    idempotency_lock_timeout_s: int = 60
+    access_token_ttl_s: int = 900
+    refresh_token_ttl_s: int = 30 * 24 * 3600
+
+    # Workers.
+    bus_poll_interval_s: float = 0.05
+    scheduler_interval_s: float = 1.0
+
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @model_validator(mode="after")
+    def _production_needs_secrets(self) -> Settings:
+        if self.env is Environment.PRODUCTION:
+            missing = [
+                name
+                for name in ("jwt_secret", "encryption_key", "database_url")
+                if getattr(self, name) is None
+            ]
+            if missing or self.admin_token == "sandbox-admin-token":
+                raise ValueError(f"production needs BNPL_ settings: {missing or ['admin_token']}")
+        return self
+
+    @property
+    def sandbox(self) -> bool:
+        return self.env is Environment.SANDBOX
+
+    @cached_property
+    def jwt_key(self) -> bytes:
+        if self.jwt_secret:
+            return self.jwt_secret.encode()
+        return hashlib.sha256(b"bnpl-jwt:" + self.admin_token.encode()).digest()
+
+    @cached_property
+    def aes_key(self) -> bytes:
+        if self.encryption_key:
+            key = base64.b64decode(self.encryption_key)
+            if len(key) != 32:
+                raise ValueError("BNPL_ENCRYPTION_KEY must be base64 of 32 bytes")
+            return key
+        return hashlib.sha256(b"bnpl-aes:" + self.admin_token.encode()).digest()
+
+    embedded_pg_dir: Path | None = Field(default=None)
+
+    @property
+    def pg_data_dir(self) -> Path:
+        return self.embedded_pg_dir or (self.data_dir / "pgdata").resolve()

@@ -1,0 +1,76 @@
+"""FastAPI dependencies that admit one or more kinds of principal."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from bnpl.gateway.principals import (
+    Anonymous,
+    Consumer,
+    InvalidCredentials,
+    Merchant,
+    Operator,
+    Principal,
+)
+from bnpl.kit.errors import forbidden, unauthenticated
+
+
+def current_principal(request: Request) -> Principal:
+    principal: Principal = request.state.principal
+    return principal
+
+
+def _authenticated(request: Request) -> Operator | Merchant | Consumer:
+    principal = current_principal(request)
+    if isinstance(principal, Anonymous | InvalidCredentials):
+        raise unauthenticated()
+    return principal
+
+
+def require_operator(request: Request) -> Operator:
+    principal = _authenticated(request)
+    if not isinstance(principal, Operator):
+        raise forbidden()
+    return principal
+
+
+def require_merchant(request: Request) -> Merchant:
+    principal = _authenticated(request)
+    if not isinstance(principal, Merchant):
+        raise forbidden()
+    return principal
+
+
+def require_consumer(request: Request) -> Consumer:
+    principal = _authenticated(request)
+    if not isinstance(principal, Consumer):
+        raise forbidden()
+    return principal
+
+
+def require_operator_or_merchant(request: Request) -> Operator | Merchant:
+    principal = _authenticated(request)
+    if isinstance(principal, Consumer):
+        raise forbidden()
+    return principal
+
+
+def require_operator_or_consumer(request: Request) -> Operator | Consumer:
+    principal = _authenticated(request)
+    if isinstance(principal, Merchant):
+        raise forbidden()
+    return principal
+
+
+def require_any(request: Request) -> Operator | Merchant | Consumer:
+    return _authenticated(request)
+
+
+OperatorP = Annotated[Operator, Depends(require_operator)]
+MerchantP = Annotated[Merchant, Depends(require_merchant)]
+ConsumerP = Annotated[Consumer, Depends(require_consumer)]
+OperatorOrMerchantP = Annotated[Operator | Merchant, Depends(require_operator_or_merchant)]
+OperatorOrConsumerP = Annotated[Operator | Consumer, Depends(require_operator_or_consumer)]
+AnyP = Annotated[Operator | Merchant | Consumer, Depends(require_any)]

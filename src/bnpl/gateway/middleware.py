@@ -1,0 +1,292 @@
+"""The gateway as one ASGI middleware: request ids, principals, rate limits, idempotency, logs
+and metrics, in that order, before any router sees the request."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from contextvars import ContextVar
+from typing import Any
+
+from prometheus_client import Counter, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from bnpl.gateway.idempotency import (
+    MAX_KEY_LENGTH,
+    Claim,
+    IdempotencyStore,
+    StoredResponse,
+    current_claim,
+    request_hash,
+)
+from bnpl.gateway.principals import (
+    Anonymous,
+    Consumer,
+    CredentialResolvers,
+    InvalidCredentials,
+    Merchant,
+    Operator,
+    Principal,
+)
+from bnpl.gateway.ratelimit import RateLimiter, Verdict
+from bnpl.kit.errors import FieldError, problem_body
+from bnpl.kit.ids import new_id
+
+log = logging.getLogger("bnpl.http")
+
+request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+REQUESTS = Counter("bnpl_http_requests_total", "HTTP requests", ["method", "route", "status"])
+LATENCY = Histogram(
+    "bnpl_http_request_seconds",
+    "HTTP request latency",
+    ["method", "route"],
+    buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+_UNMETERED = ("/healthz", "/readyz", "/metrics", "/docs", "/openapi.json")
+
+
+def _problem(
+    status: int,
+    code: str,
+    detail: str,
+    headers: dict[str, str] | None = None,
+    errors: list[FieldError] | None = None,
+) -> tuple[int, dict[str, str], bytes]:
+    body = json.dumps(problem_body(status, code, detail, errors)).encode()
+    return status, {"content-type": "application/problem+json", **(headers or {})}, body
+
+
+class GatewayMiddleware:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        admin_token: str,
+        resolvers: CredentialResolvers,
+        limiter: Callable[[], RateLimiter],
+        idempotency: Callable[[], IdempotencyStore],
+        merchant_rule: str,
+        consumer_rule: str,
+    ) -> None:
+        self.app = app
+        self.admin_token = admin_token
+        self.resolvers = resolvers
+        self.limiter = limiter
+        self.idempotency = idempotency
+        self.merchant_rule = merchant_rule
+        self.consumer_rule = consumer_rule
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        request_id = headers.get("x-request-id", "")[:200] or new_id("req")
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        status_holder = [500]
+        extra_headers: dict[str, str] = {"x-request-id": request_id}
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status_holder[0] = message["status"]
+                raw = list(message.get("headers", []))
+                raw.extend((k.encode(), v.encode()) for k, v in extra_headers.items())
+                message = {**message, "headers": raw}
+            await send(message)
+
+        try:
+            await self._handle(scope, receive, send_with_headers, headers, extra_headers)
+        finally:
+            elapsed = time.perf_counter() - started
+            path = scope.get("path", "")
+            route = scope.get("route")
+            route_name = getattr(route, "path", None) or ("unmatched" if status_holder[0] == 404 else path)
+            if not path.startswith(_UNMETERED):
+                REQUESTS.labels(scope["method"], route_name, str(status_holder[0])).inc()
+                LATENCY.labels(scope["method"], route_name).observe(elapsed)
+                log.info(
+                    "request",
+                    extra={
+                        "method": scope["method"],
+                        "path": path,
+                        "status": status_holder[0],
+                        "duration_ms": round(elapsed * 1000, 2),
+                    },
+                )
+            request_id_var.reset(token)
+
+    async def _handle(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        headers: dict[str, str],
+        extra_headers: dict[str, str],
+    ) -> None:
+        principal = await self._resolve(headers.get("authorization"))
+        state: MutableMapping[str, Any] = scope.setdefault("state", {})
+        state["principal"] = principal
+        state["request_id"] = extra_headers["x-request-id"]
+
+        if isinstance(principal, Merchant) and principal.suspended:
+            await _respond(send, *_problem(403, "merchant_suspended", "This merchant is suspended."))
+            return
+
+        verdict = await self._rate_limit(principal)
+        if verdict is not None:
+            extra_headers.update(verdict.headers())
+            if not verdict.allowed:
+                await _respond(
+                    send, *_problem(429, "rate_limited", "Too many requests; slow down.")
+                )
+                return
+
+        key = headers.get("idempotency-key")
+        if scope["method"] != "POST" or key is None:
+            await self.app(scope, receive, send)
+            return
+        if not 1 <= len(key) <= MAX_KEY_LENGTH:
+            await _respond(
+                send,
+                *_problem(
+                    400,
+                    "validation_error",
+                    "Idempotency-Key must be 1 to 255 characters.",
+                    errors=[FieldError("Idempotency-Key", "must be 1 to 255 characters")],
+                ),
+            )
+            return
+        await self._idempotent(scope, receive, send, principal, key)
+
+    async def _resolve(self, authorization: str | None) -> Principal:
+        if not authorization:
+            return Anonymous()
+        scheme, _, credential = authorization.partition(" ")
+        credential = credential.strip()
+        if scheme.lower() != "bearer" or not credential:
+            return InvalidCredentials()
+        if credential == self.admin_token:
+            return Operator()
+        if credential.startswith("sk_"):
+            if self.resolvers.merchant_key is not None:
+                found = await self.resolvers.merchant_key(credential)
+                if found is not None:
+                    return found
+            return InvalidCredentials()
+        if self.resolvers.access_token is not None:
+            consumer = await self.resolvers.access_token(credential)
+            if consumer is not None:
+                return consumer
+        return InvalidCredentials()
+
+    async def _rate_limit(self, principal: Principal) -> Verdict | None:
+        if isinstance(principal, Merchant):
+            return await self.limiter().hit(self.merchant_rule, f"key:{principal.key_id}")
+        if isinstance(principal, Consumer):
+            return await self.limiter().hit(self.consumer_rule, f"consumer:{principal.consumer_id}")
+        return None
+
+    async def _idempotent(
+        self, scope: Scope, receive: Receive, send: Send, principal: Principal, key: str
+    ) -> None:
+        body = await _read_body(receive)
+        owner = principal.owner if not isinstance(principal, InvalidCredentials) else "invalid"
+        store = self.idempotency()
+        decision = await store.claim(
+            owner, key, request_hash(scope["method"], scope["path"], body)
+        )
+        if isinstance(decision, StoredResponse):
+            ctype = "application/json"
+            if decision.status >= 400:
+                ctype = "application/problem+json"
+            await _respond(
+                send,
+                decision.status,
+                {"content-type": ctype, "idempotent-replayed": "true"},
+                decision.body,
+            )
+            return
+        if decision == "reused":
+            await _respond(
+                send,
+                *_problem(
+                    409,
+                    "idempotency_key_reused",
+                    "This Idempotency-Key was used with a different request.",
+                ),
+            )
+            return
+        if decision == "in_progress":
+            await _respond(
+                send,
+                *_problem(
+                    409,
+                    "idempotency_request_in_progress",
+                    "A request with this Idempotency-Key is still being processed.",
+                ),
+            )
+            return
+
+        claim = Claim(owner, key)
+        claim_token = current_claim.set(claim)
+        captured: dict[str, Any] = {"status": 500, "body": bytearray()}
+
+        async def capture(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                captured["status"] = message["status"]
+            elif message["type"] == "http.response.body":
+                captured["body"].extend(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, _replay(body, receive), capture)
+        except BaseException:
+            await store.release(claim)
+            raise
+        finally:
+            current_claim.reset(claim_token)
+        if claim.completed:
+            return
+        if captured["status"] >= 500:
+            await store.release(claim)
+        else:
+            # Answered without a business change (validation, conflicts): store the answer.
+            await store.store(claim, captured["status"], bytes(captured["body"]))
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _replay(body: bytes, original: Receive) -> Callable[[], Awaitable[Message]]:
+    """Hand the buffered body to the app once, then pass through (for disconnects)."""
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await original()
+
+    return receive
+
+
+async def _respond(send: Send, status: int, headers: dict[str, str], body: bytes) -> None:
+    raw = [(k.encode(), v.encode()) for k, v in headers.items()]
+    raw.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,1 @@
+"""Installments context: plans, schedules, late fees and delinquency."""

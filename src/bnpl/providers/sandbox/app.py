@@ -1,0 +1,306 @@
+"""The sandbox simulators: a card gateway, an ID-verification (KYC) and a business-verification
+(KYB) provider, speaking HTTP like the real ones, with realistic latency and failures.
+
+Their state lives in PostgreSQL (schema `sandbox`), as a real provider's would live on its
+side, so it survives a restart of the platform's processes (the crash tests rely on that).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Header, Query
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from bnpl.config import Settings
+from bnpl.kit.db import Database
+from bnpl.providers.sandbox.cards import TEST_CARDS, Behaviour, brand_of, luhn_ok
+
+TIMEOUT_HOLD_S = 30.0
+
+
+class TokenRequest(BaseModel):
+    number: str = Field(max_length=19)
+    exp_month: int = Field(ge=1, le=12)
+    exp_year: int = Field(ge=2000, le=2200)
+    cvc: str = Field(max_length=4)
+
+
+class ChargeRequest(BaseModel):
+    token: str = Field(max_length=80)
+    amount: int = Field(gt=0)
+    currency: str = Field(min_length=3, max_length=3)
+
+
+class RefundRequest(BaseModel):
+    charge: str = Field(max_length=80)
+    amount: int = Field(gt=0)
+    currency: str = Field(min_length=3, max_length=3)
+
+
+class IdentityRequest(BaseModel):
+    subject_id: str
+    first_name: str
+    last_name: str
+    date_of_birth: str
+    country: str
+
+
+class BusinessRequest(BaseModel):
+    subject_id: str
+    legal_name: str
+    country: str
+    website: str | None = None
+
+
+def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message, **extra}}, status_code=status)
+
+
+def _charge_body(row: Any) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "amount": row["amount"],
+        "currency": row["currency"],
+        "status": row["status"],
+        "refunded_amount": row["refunded_amount"],
+        "created_at": row["created_at"].isoformat(),
+    }
+
+
+def create_sandbox_app(db: Database, latency_ms: int = 20) -> FastAPI:
+    """The simulators as one ASGI app over the platform's database."""
+    app = FastAPI(title="BNPL sandbox providers", docs_url=None, redoc_url=None)
+
+    async def latency() -> None:
+        if latency_ms > 0:
+            await asyncio.sleep(latency_ms / 1000 * random.uniform(0.5, 1.5))
+
+    # -- card gateway ---------------------------------------------------------------------
+
+    @app.post("/gateway/v1/tokens")
+    async def tokenize(body: TokenRequest) -> JSONResponse:
+        await latency()
+        if not luhn_ok(body.number):
+            return _error(402, "invalid_number", "The card number is not valid.")
+        now = datetime.now(UTC)
+        if (body.exp_year, body.exp_month) < (now.year, now.month):
+            return _error(402, "expired_card", "The card has expired.")
+        if not (body.cvc.isdigit() and len(body.cvc) in (3, 4)):
+            return _error(402, "invalid_cvc", "The CVC is not valid.")
+        token = "tok_" + secrets.token_hex(12)
+        behaviour = TEST_CARDS.get(body.number, Behaviour.SUCCEED)
+        brand = brand_of(body.number)
+        await db.execute(
+            "INSERT INTO sandbox.card_tokens (token, behaviour, brand, last4, exp_month, exp_year) "
+            "VALUES ($1, $2, $3, $4, $5, $6)",
+            token,
+            behaviour.value,
+            brand,
+            body.number[-4:],
+            body.exp_month,
+            body.exp_year,
+        )
+        return JSONResponse(
+            {
+                "token": token,
+                "brand": brand,
+                "last4": body.number[-4:],
+                "exp_month": body.exp_month,
+                "exp_year": body.exp_year,
+            },
+            status_code=201,
+        )
+
+    @app.post("/gateway/v1/charges")
+    async def charge(
+        body: ChargeRequest, idempotency_key: Annotated[str, Header(max_length=255)]
+    ) -> JSONResponse:
+        await latency()
+        async with db.transaction() as conn:
+            card = await conn.fetchrow(
+                "SELECT behaviour FROM sandbox.card_tokens WHERE token = $1", body.token
+            )
+            if card is None:
+                return _error(402, "invalid_token", "No such card token.")
+            behaviour = Behaviour(card["behaviour"])
+            # Serialize attempts of one key; a known key answers as it did before.
+            existing = await conn.fetchrow(
+                "SELECT * FROM sandbox.charges WHERE idempotency_key = $1 FOR UPDATE",
+                idempotency_key,
+            )
+            if existing is not None:
+                if existing["amount"] != body.amount or existing["token"] != body.token:
+                    return _error(409, "idempotency_mismatch", "Key reused with other values.")
+                attempts = await conn.fetchval(
+                    "UPDATE sandbox.charges SET attempts = attempts + 1 WHERE id = $1 "
+                    "RETURNING attempts",
+                    existing["id"],
+                )
+                if existing["status"] == "pending":  # FLAKY: failing until the third attempt
+                    if attempts < 3:
+                        return _error(500, "processing_error", "Try again.")
+                    row = await conn.fetchrow(
+                        "UPDATE sandbox.charges SET status = 'captured' WHERE id = $1 RETURNING *",
+                        existing["id"],
+                    )
+                    return JSONResponse(_charge_body(row))
+                if existing["status"] == "declined":
+                    return _decline(existing["decline_code"])
+                return JSONResponse(_charge_body(existing))
+
+            succeeded_before = await conn.fetchval(
+                "SELECT count(*) FROM sandbox.charges WHERE token = $1 AND status <> 'declined'",
+                body.token,
+            )
+            decline = _decline_code(behaviour, succeeded_before)
+            status = "declined" if decline else "captured"
+            if behaviour is Behaviour.FLAKY:
+                status = "pending"
+            row = await conn.fetchrow(
+                "INSERT INTO sandbox.charges "
+                "(id, idempotency_key, token, amount, currency, status, decline_code) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *",
+                "ch_" + secrets.token_hex(12),
+                idempotency_key,
+                body.token,
+                body.amount,
+                body.currency,
+                status,
+                decline,
+            )
+        if decline:
+            return _decline(decline)
+        if behaviour is Behaviour.FLAKY:
+            return _error(500, "processing_error", "Try again.")
+        if behaviour is Behaviour.TIMEOUT_ONCE:
+            # Captured, but the answer never comes in time; the retry gets the success.
+            await asyncio.sleep(TIMEOUT_HOLD_S)
+        return JSONResponse(_charge_body(row))
+
+    @app.post("/gateway/v1/refunds")
+    async def refund(
+        body: RefundRequest, idempotency_key: Annotated[str, Header(max_length=255)]
+    ) -> JSONResponse:
+        await latency()
+        async with db.transaction() as conn:
+            known = await conn.fetchrow(
+                "SELECT * FROM sandbox.refunds WHERE idempotency_key = $1", idempotency_key
+            )
+            if known is not None:
+                return JSONResponse({"id": known["id"], "amount": known["amount"],
+                                     "charge": known["charge_id"], "status": "succeeded"})
+            charged = await conn.fetchrow(
+                "SELECT * FROM sandbox.charges WHERE id = $1 FOR UPDATE", body.charge
+            )
+            if charged is None or charged["status"] not in ("captured", "refunded"):
+                return _error(402, "charge_not_refundable", "No captured charge to refund.")
+            if charged["refunded_amount"] + body.amount > charged["amount"]:
+                return _error(402, "amount_too_large", "Refund exceeds the charge.")
+            refund_id = "re_" + secrets.token_hex(12)
+            await conn.execute(
+                "INSERT INTO sandbox.refunds (id, idempotency_key, charge_id, amount, currency) "
+                "VALUES ($1, $2, $3, $4, $5)",
+                refund_id,
+                idempotency_key,
+                body.charge,
+                body.amount,
+                body.currency,
+            )
+            await conn.execute(
+                "UPDATE sandbox.charges SET refunded_amount = refunded_amount + $2, "
+                "status = CASE WHEN refunded_amount + $2 = amount THEN 'refunded' ELSE status END "
+                "WHERE id = $1",
+                body.charge,
+                body.amount,
+            )
+        return JSONResponse(
+            {"id": refund_id, "amount": body.amount, "charge": body.charge, "status": "succeeded"}
+        )
+
+    @app.get("/gateway/v1/charges")
+    async def list_charges(token: Annotated[str, Query(max_length=80)]) -> JSONResponse:
+        rows = await db.fetch(
+            "SELECT * FROM sandbox.charges WHERE token = $1 AND status IN ('captured', 'refunded') "
+            "ORDER BY created_at, id",
+            token,
+        )
+        return JSONResponse({"data": [_charge_body(r) for r in rows]})
+
+    # -- identity and business verification -----------------------------------------------
+
+    async def verification(kind: str, subject_id: str, rejected_reason: str | None) -> JSONResponse:
+        await latency()
+        row = await db.fetchrow(
+            """
+            INSERT INTO sandbox.verifications (kind, subject_id, id, status, reason)
+            VALUES ($1, $2, $3, $4, $5)
+            ON CONFLICT (kind, subject_id) DO UPDATE SET kind = EXCLUDED.kind
+            RETURNING id, status, reason
+            """,
+            kind,
+            subject_id,
+            f"{kind}_" + secrets.token_hex(10),
+            "rejected" if rejected_reason else "verified",
+            rejected_reason,
+        )
+        assert row is not None
+        return JSONResponse({"id": row["id"], "status": row["status"], "reason": row["reason"]})
+
+    @app.post("/kyc/v1/checks")
+    async def verify_identity(body: IdentityRequest) -> JSONResponse:
+        reason = "identity_not_verified" if body.last_name == "Fraudster" else None
+        return await verification("kyc", body.subject_id, reason)
+
+    @app.post("/kyb/v1/checks")
+    async def verify_business(body: BusinessRequest) -> JSONResponse:
+        reason = "business_not_verified" if "REJECT" in body.legal_name else None
+        return await verification("kyb", body.subject_id, reason)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+def _decline_code(behaviour: Behaviour, succeeded_before: int) -> str | None:
+    if behaviour is Behaviour.HARD_DECLINE:
+        return "card_declined"
+    if behaviour is Behaviour.SOFT_DECLINE:
+        return "insufficient_funds"
+    if behaviour is Behaviour.FIRST_ONLY and succeeded_before > 0:
+        return "insufficient_funds"
+    return None
+
+
+def _decline(code: str) -> JSONResponse:
+    kind = "hard" if code in ("card_declined", "expired_card") else "soft"
+    return _error(402, code, "The charge was declined.", decline=kind)
+
+
+def standalone_app(settings: Settings) -> FastAPI:
+    """The simulators as their own service (`bnpl sandbox`), with their own pool."""
+    from bnpl.bootstrap import database_url
+    from bnpl.kit.migrate import migrate
+
+    db = Database(database_url(settings), min_size=1, max_size=10)
+    app = create_sandbox_app(db, settings.sandbox_latency_ms)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await db.open()
+        async with db.connection() as conn:
+            await migrate(conn)
+        yield
+        await db.close()
+
+    app.router.lifespan_context = lifespan
+    return app

@@ -1,0 +1,1 @@
+"""Sandbox-only endpoints: the platform clock and the gateway simulator's records."""
