@@ -23,4 +23,4 @@ typecheck: sync
 	$(UV) run mypy
 
 test: lint typecheck  ## lint, type-check, then the whole suite on real engines
-	$(UV) run pytest
+	$(UV) run pytest -q

@@ -84,7 +84,17 @@ def redis_url() -> Iterator[str]:
     server_bin = shutil.which("valkey-server") or str(binary.get_binary_path())
     port = _free_port()
     proc = subprocess.Popen(
-        [server_bin, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        [
+            server_bin,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

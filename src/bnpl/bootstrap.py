@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
@@ -38,13 +39,25 @@ def database_url(settings: Settings) -> str:
     return settings.database_url or start_embedded_postgres(settings.pg_data_dir)
 
 
+class _InnerServer(uvicorn.Server):
+    """A server inside a process that already handles signals (the API or the tests)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 async def serve_in_background(app: object, host: str, port: int) -> tuple[uvicorn.Server, str]:
     """Run an ASGI app on its own uvicorn server inside this event loop; returns its URL."""
     config = uvicorn.Config(
-        app, host=host, port=port, log_level="warning", lifespan="on", timeout_graceful_shutdown=1
-    )  # type: ignore[arg-type]
-    server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        app,  # type: ignore[arg-type]
+        host=host,
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        timeout_graceful_shutdown=1,
+    )
+    server = _InnerServer(config)
     task = asyncio.create_task(server.serve(), name=f"uvicorn-{port}")
     while not server.started:
         if task.done():
@@ -103,6 +116,8 @@ async def start_platform(settings: Settings, roles: Roles = Roles()) -> AsyncIte
             providers=providers.providers,
         )
         contexts.register_all(rt)
+        for close in rt.closers:
+            stack.push_async_callback(close)
 
         if roles.workers:
             await bus.start()

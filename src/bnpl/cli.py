@@ -25,7 +25,9 @@ def _settings() -> Settings:
     return settings
 
 
-def _run_api(settings: Settings, host: str, port: int, roles: Roles, services: set[str] | None) -> None:
+def _run_api(
+    settings: Settings, host: str, port: int, roles: Roles, services: set[str] | None
+) -> None:
     from bnpl.app import create_app
 
     app = create_app(settings, roles, services)

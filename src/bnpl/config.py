@@ -52,6 +52,13 @@ class Settings(BaseSettings):
     access_token_ttl_s: int = 900
     refresh_token_ttl_s: int = 30 * 24 * 3600
 
+    # Credit decisioning. Unset cutoff: the model's suggested cutoff in production, and a
+    # lenient 0.65 in sandbox so integrations see approvals (personas exercise the declines).
+    risk_cutoff: float | None = None
+    risk_model_path: str | None = None
+    velocity_max_approvals_24h: int = 5
+    bureau_budget_ms: int = 50
+
     # Workers.
     bus_poll_interval_s: float = 0.05
     scheduler_interval_s: float = 1.0
@@ -70,6 +77,12 @@ class Settings(BaseSettings):
             if missing or self.admin_token == "sandbox-admin-token":
                 raise ValueError(f"production needs BNPL_ settings: {missing or ['admin_token']}")
         return self
+
+    @property
+    def effective_risk_cutoff(self) -> float | None:
+        if self.risk_cutoff is not None:
+            return self.risk_cutoff
+        return 0.65 if self.sandbox else None
 
     @property
     def sandbox(self) -> bool:

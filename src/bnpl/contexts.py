@@ -19,7 +19,15 @@ if TYPE_CHECKING:
 # In mounting order.
 NAMES: tuple[str, ...] = (
     "ops",
+    "identity",
+    "onboarding",
+    "merchants",
+    "credit",
+    "installments",
+    "payments",
+    "checkout",
     "audit",
+    "ledger",
     "sandbox",
 )
 

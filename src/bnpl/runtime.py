@@ -33,6 +33,11 @@ class Runtime:
     # inversion keeps context imports pointing one way). Set by the providing context's
     # `register`, e.g. credit provides `credit_summary` for identity's `GET /v1/me`.
     hooks: dict[str, Callable[..., Awaitable[Any]]] = field(default_factory=dict)
+    # Per-process engines a context builds in `register` and reads back through its own
+    # typed accessor (e.g. credit's model, feature store and bureau breaker).
+    components: dict[str, Any] = field(default_factory=dict)
+    # Called when the process stops (clients a context opened in `register`).
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
 
 HookConn = asyncpg.Connection

@@ -46,7 +46,10 @@ async def list_audit_records(
     await seal_all(db)
     after = 0
     if page.starting_after:
-        after = await db.fetchval("SELECT seq FROM audit.records WHERE id = $1", page.starting_after) or 0
+        after = (
+            await db.fetchval("SELECT seq FROM audit.records WHERE id = $1", page.starting_after)
+            or 0
+        )
     rows = await db.fetch(
         """
         SELECT seq, id, at, actor, action, entity_id, request_id, data, chain_index, hash

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -71,8 +72,7 @@ async def seal(db: Database, batch: int = 2000) -> int:
     """Link committed, unsealed records into the chain; returns how many were sealed."""
     async with db.transaction() as conn:
         head = await conn.fetchrow(
-            "SELECT last_index, last_hash FROM audit.chain_head WHERE id = 1 "
-            "FOR UPDATE SKIP LOCKED"
+            "SELECT last_index, last_hash FROM audit.chain_head WHERE id = 1 FOR UPDATE SKIP LOCKED"
         )
         if head is None:
             return 0  # another process is sealing
@@ -93,7 +93,8 @@ async def seal(db: Database, batch: int = 2000) -> int:
         await conn.execute(
             """
             UPDATE audit.records r SET chain_index = u.idx, prev_hash = u.prev, hash = u.h
-            FROM unnest($1::bigint[], $2::bigint[], $3::bytea[], $4::bytea[]) AS u(seq, idx, prev, h)
+            FROM unnest($1::bigint[], $2::bigint[], $3::bytea[], $4::bytea[])
+                AS u(seq, idx, prev, h)
             WHERE r.seq = u.seq
             """,
             [u[0] for u in updates],
@@ -124,8 +125,15 @@ class Verification:
 async def verify(db: Database, page: int = 5000) -> Verification:
     """Walk the whole chain: every index present, every link and every hash recomputed."""
     await seal_all(db)
-    async with db.connection() as conn:
-        head = await conn.fetchrow("SELECT last_index, last_hash FROM audit.chain_head WHERE id = 1")
+    # One snapshot for the head and every page: a sealer committing in between would
+    # otherwise look like records missing at the end.
+    async with (
+        db.connection() as conn,
+        conn.transaction(isolation="repeatable_read", readonly=True),
+    ):
+        head = await conn.fetchrow(
+            "SELECT last_index, last_hash FROM audit.chain_head WHERE id = 1"
+        )
         assert head is not None
         prev, expected_index = GENESIS, 0
         while True:
@@ -178,10 +186,8 @@ class Sealer:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
 
     async def _loop(self) -> None:
         while True:

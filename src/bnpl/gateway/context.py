@@ -76,6 +76,14 @@ class Command:
 async def command(request: Request) -> AsyncIterator[Command]:
     """Open the transaction of one state-changing request; it commits when the block exits."""
     rt = runtime(request)
-    async with rt.db.transaction() as conn:
-        yield Command(conn, rt, request.state.principal, request_id(request), rt.clock.now())
+    claim = current_claim.get()
+    try:
+        async with rt.db.transaction() as conn:
+            yield Command(conn, rt, request.state.principal, request_id(request), rt.clock.now())
+    except BaseException:
+        # The answer `respond` stored rolled back with the change: the gateway must not
+        # take the key for completed (it would stay locked), but store or release it.
+        if claim is not None:
+            claim.completed = False
+        raise
     rt.bus.wake()

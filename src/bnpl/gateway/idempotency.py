@@ -103,7 +103,8 @@ class IdempotencyStore:
 
     async def purge_expired(self) -> int:
         result = await self.db.execute(
-            "DELETE FROM gateway.idempotency_keys WHERE created_at < now() - make_interval(secs => $1)",
+            "DELETE FROM gateway.idempotency_keys "
+            "WHERE created_at < now() - make_interval(secs => $1)",
             float(self.ttl_s),
         )
         return int(result.split()[-1])

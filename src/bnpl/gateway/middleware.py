@@ -3,6 +3,7 @@ and metrics, in that order, before any router sees the request."""
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import time
@@ -89,10 +90,12 @@ class GatewayMiddleware:
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status_holder = [500]
+        started_response = [False]
         extra_headers: dict[str, str] = {"x-request-id": request_id}
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
+                started_response[0] = True
                 status_holder[0] = message["status"]
                 raw = list(message.get("headers", []))
                 raw.extend((k.encode(), v.encode()) for k, v in extra_headers.items())
@@ -101,11 +104,24 @@ class GatewayMiddleware:
 
         try:
             await self._handle(scope, receive, send_with_headers, headers, extra_headers)
+        except Exception:
+            # Answer here rather than in Starlette's outermost error middleware, which sits
+            # outside this one: so a 500 carries the request id and the rate-limit headers too.
+            if started_response[0]:
+                raise
+            log.exception("unhandled error")
+            await _respond(
+                send_with_headers,
+                *_problem(500, "internal_error", "Something went wrong on our side."),
+            )
         finally:
             elapsed = time.perf_counter() - started
             path = scope.get("path", "")
             route = scope.get("route")
-            route_name = getattr(route, "path", None) or ("unmatched" if status_holder[0] == 404 else path)
+            # Label by route template only: raw paths (with ids) would be unbounded label values.
+            route_name = getattr(route, "path", None) or (
+                "unmatched" if status_holder[0] == 404 else "gateway"
+            )
             if not path.startswith(_UNMETERED):
                 REQUESTS.labels(scope["method"], route_name, str(status_holder[0])).inc()
                 LATENCY.labels(scope["method"], route_name).observe(elapsed)
@@ -134,7 +150,9 @@ class GatewayMiddleware:
         state["request_id"] = extra_headers["x-request-id"]
 
         if isinstance(principal, Merchant) and principal.suspended:
-            await _respond(send, *_problem(403, "merchant_suspended", "This merchant is suspended."))
+            await _respond(
+                send, *_problem(403, "merchant_suspended", "This merchant is suspended.")
+            )
             return
 
         verdict = await self._rate_limit(principal)
@@ -147,7 +165,9 @@ class GatewayMiddleware:
                 return
 
         key = headers.get("idempotency-key")
-        if scope["method"] != "POST" or key is None:
+        # Bad credentials always end in a 401: storing it would only let anyone without
+        # credentials fill the key store.
+        if scope["method"] != "POST" or key is None or isinstance(principal, InvalidCredentials):
             await self.app(scope, receive, send)
             return
         if not 1 <= len(key) <= MAX_KEY_LENGTH:
@@ -170,7 +190,7 @@ class GatewayMiddleware:
         credential = credential.strip()
         if scheme.lower() != "bearer" or not credential:
             return InvalidCredentials()
-        if credential == self.admin_token:
+        if hmac.compare_digest(credential.encode(), self.admin_token.encode()):
             return Operator()
         if credential.startswith("sk_"):
             if self.resolvers.merchant_key is not None:
@@ -195,11 +215,9 @@ class GatewayMiddleware:
         self, scope: Scope, receive: Receive, send: Send, principal: Principal, key: str
     ) -> None:
         body = await _read_body(receive)
-        owner = principal.owner if not isinstance(principal, InvalidCredentials) else "invalid"
+        owner = principal.owner
         store = self.idempotency()
-        decision = await store.claim(
-            owner, key, request_hash(scope["method"], scope["path"], body)
-        )
+        decision = await store.claim(owner, key, request_hash(scope["method"], scope["path"], body))
         if isinstance(decision, StoredResponse):
             ctype = "application/json"
             if decision.status >= 400:

@@ -1,1 +1,88 @@
-"""Installments context: plans, schedules, late fees and delinquency."""
+"""Installments context: plans, schedules, late fees and delinquency.
+
+The public facade. Every function takes the caller's ``asyncpg`` connection and runs in
+the caller's transaction (the checkout and payments contexts own the boundary); those
+that change a plan lock its row first. Money is an ``int`` of minor units in the plan's
+currency; ``at`` is business time (``Clock.now()``), always time-zone aware.
+
+Rules this context decides (DOMAIN.md leaves them open):
+
+- A plan's ``principal`` is always the sum of its installments' principals: refunds lower
+  it by ``applied_to_plan``; the part of a refund paid back to the consumer does not (that
+  principal was paid, and stays booked on its paid installment). ``original_principal``
+  keeps the amount financed.
+- A plan is ``refunded`` once its refunds (partial-capture releases included) add up to
+  its original principal, even if it was ``paid_off`` before. A partial refund that
+  leaves only paid installments makes it ``paid_off``. Refunds beyond the original
+  principal are refused (``RefundExceedsPlan``), under the plan's row lock.
+- Canceling (void, authorization expiry) cancels every open installment, keeps paid ones
+  as they are, and reports everything paid as ``paid_by_consumer`` for the caller to pay
+  back; a ``paid_off`` plan (prepaid before capture) can still be canceled.
+- A payment larger than what the plan owes is never over-applied: the excess comes back
+  as ``unapplied``. A ``prepayment`` of at least the payoff amount settles the plan and
+  waives the interest of installments not yet due.
+"""
+
+from bnpl.installments.domain import (
+    InstallmentStatus,
+    PlanKind,
+    PlanStatus,
+    build_schedule,
+    installment_amount_preview,
+)
+from bnpl.installments.models import (
+    Cancellation,
+    InstallmentPayment,
+    InstallmentsError,
+    PaymentApplication,
+    PaymentKind,
+    PayoffQuote,
+    Plan,
+    PlanClosed,
+    PlanExists,
+    PlanInstallment,
+    PlanNotFound,
+    RefundApplication,
+    RefundExceedsPlan,
+)
+from bnpl.installments.service import (
+    apply_payment,
+    apply_refund,
+    cancel_plan,
+    create_plan,
+    get_plan,
+    has_delinquent_plan,
+    payoff_quote,
+    plans_of_consumer,
+    unpaid_principal_total,
+)
+
+__all__ = [
+    "Cancellation",
+    "InstallmentPayment",
+    "InstallmentStatus",
+    "InstallmentsError",
+    "PaymentApplication",
+    "PaymentKind",
+    "PayoffQuote",
+    "Plan",
+    "PlanClosed",
+    "PlanExists",
+    "PlanInstallment",
+    "PlanKind",
+    "PlanNotFound",
+    "PlanStatus",
+    "RefundApplication",
+    "RefundExceedsPlan",
+    "apply_payment",
+    "apply_refund",
+    "build_schedule",
+    "cancel_plan",
+    "create_plan",
+    "get_plan",
+    "has_delinquent_plan",
+    "installment_amount_preview",
+    "payoff_quote",
+    "plans_of_consumer",
+    "unpaid_principal_total",
+]

@@ -20,6 +20,7 @@ __all__ = [
     "DEFAULT_GRACE_DAYS",
     "DEFAULT_LATE_FEE",
     "DEFAULT_LATE_FEE_CAP_BPS",
+    "CancelAllocation",
     "Installment",
     "InstallmentAllocation",
     "InstallmentStatus",
@@ -34,6 +35,7 @@ __all__ = [
     "allocate_refund",
     "assess_late_fees",
     "build_schedule",
+    "cancel_installments",
     "days_past_due",
     "installment_amount_preview",
     "is_charge_off_due",
@@ -48,6 +50,7 @@ __all__ = [
     "plan_status_for",
     "round_half_up",
     "start_installments",
+    "status_after_refund",
     "unpaid_principal",
 ]
 
@@ -687,3 +690,77 @@ def plan_status_for(
     if any(i.status is InstallmentStatus.LATE for i in open_installments):
         return PlanStatus.DELINQUENT
     return PlanStatus.ACTIVE
+
+
+def status_after_refund(
+    installments: Sequence[Installment], current: PlanStatus, *, fully_refunded: bool
+) -> PlanStatus:
+    """The plan status after a refund (or the release of a partial capture).
+
+    As ``plan_status_for``, with one more transition: a ``paid_off`` plan whose whole
+    amount is then refunded becomes ``refunded`` (the consumer paid everything early and
+    the merchant took the goods back). A partial refund that leaves only paid
+    installments gives ``paid_off``.
+    """
+    if current is PlanStatus.PAID_OFF and fully_refunded:
+        return PlanStatus.REFUNDED
+    return plan_status_for(installments, current, fully_refunded=fully_refunded)
+
+
+# --------------------------------------------------------------------------- cancellation
+
+
+@dataclass(frozen=True, slots=True)
+class CancelAllocation:
+    """The outcome of canceling a plan (a void, or an authorization that expired).
+
+    Every open installment is ``canceled`` with its unpaid amounts waived (its components
+    shrink to what was paid on it, so the principal invariant still holds); paid
+    installments keep their history. Everything paid on the plan goes back to the
+    consumer: ``paid_principal + paid_interest + paid_fees`` is ``paid_by_consumer``.
+    """
+
+    installments: tuple[Installment, ...]
+    paid_principal: int
+    paid_interest: int
+    paid_fees: int
+    released_principal: int
+    """Unpaid principal the cancellation removes (the exposure released)."""
+    waived_interest: int
+    waived_fees: int
+    canceled: tuple[int, ...]
+
+    @property
+    def paid_by_consumer(self) -> int:
+        return self.paid_principal + self.paid_interest + self.paid_fees
+
+
+def cancel_installments(installments: Sequence[Installment]) -> CancelAllocation:
+    """Cancel every open installment of a plan (see ``CancelAllocation``)."""
+    result: list[Installment] = []
+    released = waived_interest = waived_fees = 0
+    canceled: list[int] = []
+    for installment in installments:
+        if installment.is_open:
+            released += installment.unpaid_principal
+            waived_interest += installment.unpaid_interest
+            waived_fees += installment.unpaid_fees
+            canceled.append(installment.seq)
+            installment = replace(
+                installment,
+                principal=installment.principal_paid,
+                interest=installment.interest_paid,
+                fees=installment.fees_paid,
+                status=InstallmentStatus.CANCELED,
+            )
+        result.append(installment)
+    return CancelAllocation(
+        installments=tuple(result),
+        paid_principal=sum(i.principal_paid for i in result),
+        paid_interest=sum(i.interest_paid for i in result),
+        paid_fees=sum(i.fees_paid for i in result),
+        released_principal=released,
+        waived_interest=waived_interest,
+        waived_fees=waived_fees,
+        canceled=tuple(sorted(canceled)),
+    )

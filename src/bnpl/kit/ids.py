@@ -12,9 +12,33 @@ import uuid_utils
 
 PREFIXES: Final = frozenset(
     {
-        "mer", "key", "cus", "pm", "chk", "dec", "pln", "pay", "ref", "evt", "ntf", "whe",
-        "whd", "stl", "aud", "ses", "kyc", "kyb", "app", "ins", "att", "jrn", "tok", "ch",
-        "rfd", "itm", "req",
+        "mer",
+        "key",
+        "cus",
+        "pm",
+        "chk",
+        "dec",
+        "pln",
+        "pay",
+        "ref",
+        "evt",
+        "ntf",
+        "whe",
+        "whd",
+        "stl",
+        "aud",
+        "ses",
+        "kyc",
+        "kyb",
+        "app",
+        "ins",
+        "att",
+        "jrn",
+        "tok",
+        "ch",
+        "rfd",
+        "itm",
+        "req",
     }
 )
 _ALPHABET: Final = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"

@@ -45,7 +45,9 @@ def discover() -> list[tuple[str, str, str]]:
             continue
         if not folder.is_dir():
             continue
-        files = sorted(f for f in folder.iterdir() if f.name.endswith(".sql"))
+        files = sorted(
+            (f for f in folder.iterdir() if f.name.endswith(".sql")), key=lambda f: f.name
+        )
         found.extend((context, f.name, f.read_text()) for f in files)
     return found
 

@@ -30,7 +30,9 @@ def page_params(
     return PageParams(limit=limit, starting_after=starting_after)
 
 
-def make_page(rows: Sequence[R], limit: int, shape: Callable[[R], T], key: Callable[[R], Any]) -> Page[T]:
+def make_page(
+    rows: Sequence[R], limit: int, shape: Callable[[R], T], key: Callable[[R], Any]
+) -> Page[T]:
     """Shape a page from `limit + 1` fetched rows (the extra row only tells there is more)."""
     has_more = len(rows) > limit
     rows = rows[:limit]

@@ -20,6 +20,7 @@ events to topics keyed by aggregate id); contexts never see which one runs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
@@ -77,12 +78,15 @@ class PostgresBus:
             raise ValueError(f"consumer {name!r} is already subscribed")
         self.subscriptions[name] = Subscription(name, frozenset(types), handler, max_attempts)
 
-    async def start(self) -> None:
+    async def _ensure_cursors(self) -> None:
         async with self.db.transaction() as conn:
             await conn.executemany(
                 "INSERT INTO messaging.cursors (consumer) VALUES ($1) ON CONFLICT DO NOTHING",
                 [(name,) for name in self.subscriptions],
             )
+
+    async def start(self) -> None:
+        await self._ensure_cursors()
         self._running = True
         self._task = asyncio.create_task(self._loop(), name="bus")
 
@@ -104,23 +108,31 @@ class PostgresBus:
                 log.exception("bus cycle failed")
                 busy = False
             if not busy:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), self.poll_interval)
-                except TimeoutError:
-                    pass
                 self._wakeup.clear()
 
     async def run_once(self) -> bool:
         """One cycle: sequence new events, then dispatch every consumer; True if work was done."""
         async with self._cycle_lock:
             busy = await self._sequence() > 0
-            results = await asyncio.gather(
-                *(self._dispatch(sub) for sub in self.subscriptions.values())
-            )
+            # A dispatch holds a connection (its cursor's row lock) while its handlers take
+            # others from the same pool: with one dispatch per consumer at once, enough
+            # consumers would hold every connection and wait forever for their handlers'.
+            gate = asyncio.Semaphore(max(1, self.db.max_size // 2))
+
+            async def dispatch(sub: Subscription) -> bool:
+                async with gate:
+                    return await self._dispatch(sub)
+
+            results = await asyncio.gather(*(dispatch(s) for s in self.subscriptions.values()))
             return busy or any(results)
 
     async def drain(self, timeout: float = 30.0) -> None:
         """Return once every committed event has been handled by every consumer."""
+        # Also in a process whose loop never started (a consumer without a cursor would be
+        # skipped by `_dispatch` and ignored by `_caught_up`).
+        await self._ensure_cursors()
         async with asyncio.timeout(timeout):
             while True:
                 await self.run_once()
@@ -183,9 +195,7 @@ class PostgresBus:
                 return False  # another worker is dispatching this consumer
             # Read the head first: everything up to it is sequenced, so nothing can be
             # skipped by moving the cursor there.
-            head = await conn.fetchval(
-                "SELECT last_position FROM messaging.sequencer WHERE id = 1"
-            )
+            head = await conn.fetchval("SELECT last_position FROM messaging.sequencer WHERE id = 1")
             new_position = min(head, position + self.batch_size)
             rows = await conn.fetch(
                 """

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bnpl.providers.bureau.base import BureauReport, CreditBureau
 from bnpl.providers.gateway.base import (
     CardGateway,
     CardRejected,
@@ -21,9 +22,11 @@ class Providers:
     gateway: CardGateway
     kyc: IdentityVerifier
     kyb: BusinessVerifier
+    bureau: CreditBureau
 
 
 __all__ = [
+    "BureauReport",
     "BusinessCheck",
     "BusinessVerifier",
     "CardGateway",
@@ -31,8 +34,9 @@ __all__ = [
     "CardToken",
     "ChargeOutcome",
     "ChargeResult",
+    "CreditBureau",
     "IdentityCheck",
     "IdentityVerifier",
-    "Providers",
     "ProviderUnavailable",
+    "Providers",
 ]

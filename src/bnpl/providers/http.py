@@ -9,6 +9,7 @@ from typing import Any, Literal
 import httpx
 
 from bnpl.providers import Providers
+from bnpl.providers.bureau.base import BureauReport
 from bnpl.providers.gateway.base import (
     CardRejected,
     CardToken,
@@ -157,6 +158,43 @@ class HttpBusinessVerifier:
         return BusinessCheck(*_verified(r.json()))
 
 
+class HttpCreditBureau:
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+
+    async def report(
+        self,
+        *,
+        subject_id: str,
+        first_name: str,
+        last_name: str,
+        date_of_birth: date,
+        country: str,
+        timeout: float | None = None,
+    ) -> BureauReport:
+        body = {
+            "subject_id": subject_id,
+            "first_name": first_name,
+            "last_name": last_name,
+            "date_of_birth": date_of_birth.isoformat(),
+            "country": country,
+        }
+        try:
+            r = await self.client.post(
+                "/bureau/v1/reports",
+                json=body,
+                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+            )
+        except httpx.TimeoutException as exc:
+            raise ProviderUnavailable("timeout") from exc
+        except httpx.TransportError as exc:
+            raise ProviderUnavailable(type(exc).__name__) from exc
+        if r.status_code != 200:
+            raise ProviderUnavailable(f"bureau answered {r.status_code}")
+        data = r.json()
+        return BureauReport(data["id"], bool(data["found"]), data.get("score"))
+
+
 @dataclass
 class ProviderClients:
     providers: Providers
@@ -175,6 +213,11 @@ def build_providers(base_url: str, timeout_s: float) -> ProviderClients:
     )
     gateway = HttpCardGateway(client)
     return ProviderClients(
-        Providers(gateway=gateway, kyc=HttpIdentityVerifier(client), kyb=HttpBusinessVerifier(client)),
+        Providers(
+            gateway=gateway,
+            kyc=HttpIdentityVerifier(client),
+            kyb=HttpBusinessVerifier(client),
+            bureau=HttpCreditBureau(client),
+        ),
         client,
     )

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import isodate
 from fastapi import APIRouter, Depends, Request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from bnpl.gateway import OperatorP, runtime
-from bnpl.kit.clock import ClockError
-from bnpl.kit.errors import ProblemError, not_found, validation_error
+from bnpl.kit.clock import ClockError, wall_now
+from bnpl.kit.errors import not_found, validation_error
 
 
 def sandbox_only(request: Request) -> None:
@@ -34,6 +34,11 @@ class ClockMove(BaseModel):
         return self
 
 
+# Everything scheduled from the new time (due dates, expiries, retention) must still fit in
+# the calendar, which ends in 9999.
+MAX_AHEAD = timedelta(days=100 * 366)
+
+
 class ClockNow(BaseModel):
     now: datetime
 
@@ -44,21 +49,23 @@ async def move_clock(body: ClockMove, request: Request, _: OperatorP) -> ClockNo
     rt = runtime(request)
     async with rt.db.connection() as conn:
         await rt.clock.refresh(conn)
+    current = rt.clock.now()
     if body.advance is not None:
+        field_name = "advance"
         try:
-            duration = isodate.parse_duration(body.advance)
-        except (isodate.ISO8601Error, ValueError) as exc:
+            target = current + isodate.parse_duration(body.advance)
+        except (isodate.ISO8601Error, ValueError, OverflowError) as exc:
+            # OverflowError/ValueError also when the sum falls off the calendar (P99999Y).
             raise validation_error("`advance` must be an ISO 8601 duration", "advance") from exc
-        target = rt.clock.now() + duration
-        if target < rt.clock.now():
-            raise validation_error("time only moves forward", "advance")
     else:
         assert body.to is not None
-        target = body.to
-        if target < rt.clock.now():
-            raise ProblemError(422, "validation_error", "time only moves forward")
+        field_name, target = "to", body.to
+    if target < current:
+        raise validation_error("time only moves forward", field_name)
+    if target - wall_now() > MAX_AHEAD:
+        raise validation_error("the sandbox clock goes at most 100 years ahead", field_name)
     try:
         now = await rt.scheduler.advance_to(target)
     except ClockError as exc:
-        raise ProblemError(422, "validation_error", str(exc)) from exc
+        raise validation_error(str(exc), field_name) from exc
     return ClockNow(now=now)

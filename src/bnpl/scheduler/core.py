@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from bnpl.kit.clock import Clock
+from bnpl.kit.clock import Clock, ClockError
 from bnpl.kit.db import Database
 from bnpl.messaging import Bus
 
@@ -54,10 +55,8 @@ class Scheduler:
         self._running = False
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
             self._task = None
 
     async def _loop(self) -> None:
@@ -101,13 +100,21 @@ class Scheduler:
                 if due is None or due > target:
                     break
                 if due > self.clock.now():
-                    async with self.db.connection() as conn:
-                        await self.clock.move_to(conn, due)
+                    await self._move_at_least_to(due)
                 if await self.run_due(self.clock.now()) == 0:
                     # Due items exist but are claimed by another worker: wait for it.
                     await asyncio.sleep(0.02)
-            async with self.db.connection() as conn:
-                if target > self.clock.now():
-                    await self.clock.move_to(conn, target)
+            if target > self.clock.now():
+                await self._move_at_least_to(target)
             await self.bus.drain()
             return self.clock.now()
+
+    async def _move_at_least_to(self, target: datetime) -> None:
+        """Move business time to `target`, unless another process has moved it further."""
+        async with self.db.connection() as conn:
+            try:
+                await self.clock.move_to(conn, target)
+            except ClockError:
+                # Another process's advance got past `target` first (this process's clock was
+                # stale); the time is already where it must be, so carry on from there.
+                await self.clock.refresh(conn)

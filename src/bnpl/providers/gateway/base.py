@@ -42,9 +42,7 @@ class ProviderUnavailable(Exception):
 
 
 class CardGateway(Protocol):
-    async def tokenize(
-        self, number: str, exp_month: int, exp_year: int, cvc: str
-    ) -> CardToken: ...
+    async def tokenize(self, number: str, exp_month: int, exp_year: int, cvc: str) -> CardToken: ...
 
     async def charge(
         self, token: str, amount: int, currency: str, idempotency_key: str

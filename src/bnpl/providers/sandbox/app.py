@@ -8,6 +8,7 @@ side, so it survives a restart of the platform's processes (the crash tests rely
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import random
 import secrets
 from collections.abc import AsyncIterator
@@ -46,6 +47,14 @@ class RefundRequest(BaseModel):
 
 
 class IdentityRequest(BaseModel):
+    subject_id: str
+    first_name: str
+    last_name: str
+    date_of_birth: str
+    country: str
+
+
+class BureauRequest(BaseModel):
     subject_id: str
     first_name: str
     last_name: str
@@ -195,8 +204,14 @@ def create_sandbox_app(db: Database, latency_ms: int = 20) -> FastAPI:
                 "SELECT * FROM sandbox.refunds WHERE idempotency_key = $1", idempotency_key
             )
             if known is not None:
-                return JSONResponse({"id": known["id"], "amount": known["amount"],
-                                     "charge": known["charge_id"], "status": "succeeded"})
+                return JSONResponse(
+                    {
+                        "id": known["id"],
+                        "amount": known["amount"],
+                        "charge": known["charge_id"],
+                        "status": "succeeded",
+                    }
+                )
             charged = await conn.fetchrow(
                 "SELECT * FROM sandbox.charges WHERE id = $1 FOR UPDATE", body.charge
             )
@@ -263,6 +278,23 @@ def create_sandbox_app(db: Database, latency_ms: int = 20) -> FastAPI:
     async def verify_business(body: BusinessRequest) -> JSONResponse:
         reason = "business_not_verified" if "REJECT" in body.legal_name else None
         return await verification("kyb", body.subject_id, reason)
+
+    @app.post("/bureau/v1/reports")
+    async def bureau_report(body: BureauRequest) -> JSONResponse:
+        """A deterministic score per subject. Sandbox personas by last name: `Thinfile` is
+        unknown to the bureau, `Risky` has a poor score (300), `Slowbureau` answers after 2 s,
+        `Bureaudown` gets a 503. Everyone else scores well (740-820)."""
+        if body.last_name == "Bureaudown":
+            return _error(503, "unavailable", "The bureau is down.")
+        if body.last_name == "Slowbureau":
+            await asyncio.sleep(2.0)
+        await latency()
+        digest = hashlib.sha256(body.subject_id.encode()).digest()
+        found = body.last_name != "Thinfile"
+        score = 740 + int.from_bytes(digest[:2], "big") % 81 if found else None
+        if body.last_name == "Risky":
+            score = 300
+        return JSONResponse({"id": "bur_" + digest[:10].hex(), "found": found, "score": score})
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

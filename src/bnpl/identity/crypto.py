@@ -1,0 +1,178 @@
+"""Secrets at rest and credentials: field encryption, password hashing, tokens.
+
+- Personal data (phone, date of birth, address) and gateway tokens are encrypted with
+  AES-256-GCM. A stored value is `version (1 byte) || nonce (12 random bytes) || ciphertext+tag`.
+  The associated data binds it to its row and column, so a ciphertext copied into another row
+  or column fails to decrypt instead of silently showing someone else's data.
+- Passwords are hashed with argon2id (argon2-cffi's RFC 9106 low-memory defaults: 64 MiB, 3
+  passes). Hashing is CPU- and memory-heavy, so it runs in worker threads, never on the event
+  loop: a pool of its own, one thread per CPU, so a burst of logins queues instead of taking
+  every default-executor thread (and 64 MiB per thread) from the rest of the process.
+- Access tokens are short-lived HS256 JWTs carrying the session id; refresh tokens are opaque
+  random strings stored only as their SHA-256.
+
+All token times are wall-clock time (`wall_now`), never the sandbox's business clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import secrets
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import lru_cache
+from typing import Final, TypeVar
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from bnpl.kit.ids import new_id
+
+# --- field encryption -------------------------------------------------------------------------
+
+_KEY_VERSION: Final = 1
+_NONCE_BYTES: Final = 12
+
+
+class DecryptionError(ValueError):
+    """A stored ciphertext does not decrypt with this key and associated data."""
+
+
+class FieldCipher:
+    def __init__(self, key: bytes) -> None:
+        if len(key) != 32:
+            raise ValueError("AES-256-GCM needs a 32-byte key")
+        self._aead = AESGCM(key)
+
+    def encrypt(self, plaintext: str, *, aad: str) -> bytes:
+        nonce = os.urandom(_NONCE_BYTES)
+        sealed = self._aead.encrypt(nonce, plaintext.encode(), aad.encode())
+        return bytes([_KEY_VERSION]) + nonce + sealed
+
+    def decrypt(self, stored: bytes, *, aad: str) -> str:
+        if len(stored) < 1 + _NONCE_BYTES + 16 or stored[0] != _KEY_VERSION:
+            raise DecryptionError("unknown ciphertext format")
+        nonce, sealed = stored[1 : 1 + _NONCE_BYTES], stored[1 + _NONCE_BYTES :]
+        try:
+            return self._aead.decrypt(nonce, sealed, aad.encode()).decode()
+        except InvalidTag as exc:
+            raise DecryptionError("ciphertext does not authenticate") from exc
+
+
+@lru_cache(maxsize=4)
+def field_cipher(key: bytes) -> FieldCipher:
+    return FieldCipher(key)
+
+
+def aad(table: str, column: str, row_id: str) -> str:
+    """The associated data of one stored value: where it belongs."""
+    return f"identity.{table}.{column}:{row_id}"
+
+
+# --- passwords --------------------------------------------------------------------------------
+
+_hasher: Final = PasswordHasher()  # argon2id, RFC 9106 low-memory profile
+_hash_pool: Final = ThreadPoolExecutor(
+    max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="argon2"
+)
+
+
+T = TypeVar("T")
+
+
+async def _off_loop(fn: Callable[..., T], *args: object) -> T:
+    return await asyncio.get_running_loop().run_in_executor(_hash_pool, fn, *args)
+
+
+@lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    # Verified against when the email is unknown, so both failures take the same time.
+    return _hasher.hash(secrets.token_urlsafe(16))
+
+
+async def hash_password(password: str) -> str:
+    return await _off_loop(_hasher.hash, password)
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordCheck:
+    ok: bool
+    rehash: bool  # the stored hash uses outdated parameters
+
+
+def _verify(stored: str | None, password: str) -> PasswordCheck:
+    target = stored if stored is not None else _dummy_hash()
+    try:
+        _hasher.verify(target, password)
+    except (VerificationError, InvalidHashError):
+        return PasswordCheck(False, False)
+    if stored is None:
+        return PasswordCheck(False, False)
+    return PasswordCheck(True, _hasher.check_needs_rehash(stored))
+
+
+async def verify_password(stored: str | None, password: str) -> PasswordCheck:
+    """Check `password` against `stored` (None: an unknown account, still costs one hash)."""
+    return await _off_loop(_verify, stored, password)
+
+
+# --- tokens -----------------------------------------------------------------------------------
+
+ISSUER: Final = "bnpl"
+_ALGORITHM: Final = "HS256"
+
+
+@dataclass(frozen=True, slots=True)
+class AccessClaims:
+    consumer_id: str
+    session_id: str
+
+
+def issue_access_token(
+    key: bytes, consumer_id: str, session_id: str, now: datetime, ttl_s: int
+) -> str:
+    claims = {
+        "iss": ISSUER,
+        "sub": consumer_id,
+        "sid": session_id,
+        "jti": new_id("tok"),
+        "iat": int(now.timestamp()),
+        "exp": int((now + timedelta(seconds=ttl_s)).timestamp()),
+    }
+    return jwt.encode(claims, key, algorithm=_ALGORITHM)
+
+
+def read_access_token(key: bytes, token: str) -> AccessClaims | None:
+    """The claims of a genuine, unexpired access token (checked against wall-clock time)."""
+    try:
+        claims = jwt.decode(
+            token,
+            key,
+            algorithms=[_ALGORITHM],
+            issuer=ISSUER,
+            options={"require": ["sub", "sid", "jti", "iat", "exp", "iss"]},
+        )
+    except jwt.PyJWTError:
+        return None
+    sub, sid = claims.get("sub"), claims.get("sid")
+    if not isinstance(sub, str) or not isinstance(sid, str):
+        return None
+    return AccessClaims(sub, sid)
+
+
+REFRESH_TOKEN_PREFIX: Final = "rt_"
+
+
+def new_refresh_token() -> str:
+    return REFRESH_TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def refresh_token_hash(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()

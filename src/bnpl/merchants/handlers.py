@@ -1,0 +1,39 @@
+"""The events merchants consumes."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import asyncpg
+
+from bnpl.merchants import events, service
+from bnpl.messaging import Event, Handler
+
+if TYPE_CHECKING:
+    from bnpl.runtime import Runtime
+
+APPLY_VERIFICATION = "merchants.apply_verification"
+
+
+def apply_verification(rt: Runtime) -> Handler:
+    """`onboarding.business_verified` / `_rejected` -> the merchant is `active` / `rejected`."""
+
+    async def handle(conn: asyncpg.Connection, event: Event) -> None:
+        await service.apply_verification(
+            conn,
+            str(event.data["merchant_id"]),
+            verified=event.type == events.BUSINESS_VERIFIED,
+            reason=event.data.get("reason"),
+            reference=event.data.get("provider_reference"),
+            at=rt.clock.now(),
+        )
+
+    return handle
+
+
+def subscribe(rt: Runtime) -> None:
+    rt.bus.subscribe(
+        APPLY_VERIFICATION,
+        [events.BUSINESS_VERIFIED, events.BUSINESS_REJECTED],
+        apply_verification(rt),
+    )

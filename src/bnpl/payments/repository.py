@@ -1,0 +1,225 @@
+"""All SQL of the payments context."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import asyncpg
+
+from bnpl.payments.domain import Attempt, Payment, PaymentKind, PaymentStatus
+
+_COLUMNS = (
+    "id, consumer_id, plan_id, checkout_id, kind, amount, currency, status, failure_code, "
+    "payment_method_id, gateway_key, gateway_token, gateway_reference, next_attempt_at, created_at"
+)
+
+
+def _payment(row: asyncpg.Record, attempts: Sequence[asyncpg.Record] = ()) -> Payment:
+    return Payment(
+        id=row["id"],
+        consumer_id=row["consumer_id"],
+        plan_id=row["plan_id"],
+        checkout_id=row["checkout_id"],
+        kind=PaymentKind(row["kind"]),
+        amount=row["amount"],
+        currency=row["currency"],
+        status=PaymentStatus(row["status"]),
+        failure_code=row["failure_code"],
+        payment_method_id=row["payment_method_id"],
+        gateway_key=row["gateway_key"],
+        gateway_token=row["gateway_token"],
+        gateway_reference=row["gateway_reference"],
+        next_attempt_at=row["next_attempt_at"],
+        created_at=row["created_at"],
+        attempts=tuple(
+            Attempt(a["at"], a["outcome"], a["code"], a["gateway_reference"]) for a in attempts
+        ),
+    )
+
+
+async def insert_payment(
+    conn: asyncpg.Connection,
+    *,
+    payment_id: str,
+    consumer_id: str,
+    plan_id: str | None,
+    checkout_id: str | None,
+    kind: PaymentKind,
+    amount: int,
+    currency: str,
+    payment_method_id: str | None,
+    gateway_token: str | None,
+    at: datetime,
+) -> Payment:
+    row = await conn.fetchrow(
+        f"""
+        INSERT INTO payments.payments
+            (id, consumer_id, plan_id, checkout_id, kind, amount, currency, status,
+             payment_method_id, gateway_token, gateway_key, created_at, updated_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, 'processing', $8, $9, $1, $10, $10)
+        RETURNING {_COLUMNS}
+        """,
+        payment_id,
+        consumer_id,
+        plan_id,
+        checkout_id,
+        kind.value,
+        amount,
+        currency,
+        payment_method_id,
+        gateway_token,
+        at,
+    )
+    assert row is not None
+    return _payment(row)
+
+
+async def get_payment(
+    conn: asyncpg.Connection, payment_id: str, *, lock: bool = False
+) -> Payment | None:
+    row = await conn.fetchrow(
+        f"SELECT {_COLUMNS} FROM payments.payments WHERE id = $1" + (" FOR UPDATE" if lock else ""),
+        payment_id,
+    )
+    if row is None:
+        return None
+    attempts = await conn.fetch(
+        "SELECT at, outcome, code, gateway_reference FROM payments.attempts "
+        "WHERE payment_id = $1 ORDER BY n",
+        payment_id,
+    )
+    return _payment(row, attempts)
+
+
+async def list_payments(
+    conn: asyncpg.Connection,
+    *,
+    plan_id: str | None,
+    consumer_id: str | None,
+    after: str | None,
+    limit: int,
+) -> list[Payment]:
+    rows = await conn.fetch(
+        f"""
+        SELECT {_COLUMNS} FROM payments.payments
+        WHERE ($1::text IS NULL OR plan_id = $1) AND ($2::text IS NULL OR consumer_id = $2)
+          AND ($3::text IS NULL OR id > $3)
+        ORDER BY id LIMIT $4
+        """,
+        plan_id,
+        consumer_id,
+        after,
+        limit,
+    )
+    if not rows:
+        return []
+    attempts = await conn.fetch(
+        "SELECT payment_id, at, outcome, code, gateway_reference FROM payments.attempts "
+        "WHERE payment_id = ANY($1) ORDER BY payment_id, n",
+        [r["id"] for r in rows],
+    )
+    by_payment: dict[str, list[asyncpg.Record]] = {}
+    for a in attempts:
+        by_payment.setdefault(a["payment_id"], []).append(a)
+    return [_payment(r, by_payment.get(r["id"], [])) for r in rows]
+
+
+async def record_outcome(
+    conn: asyncpg.Connection,
+    payment_id: str,
+    *,
+    status: PaymentStatus,
+    failure_code: str | None,
+    gateway_reference: str | None,
+    next_attempt_at: datetime | None,
+    attempts: Sequence[Attempt],
+    at: datetime,
+) -> None:
+    first = await conn.fetchval(
+        "SELECT coalesce(max(n), 0) FROM payments.attempts WHERE payment_id = $1", payment_id
+    )
+    await conn.executemany(
+        "INSERT INTO payments.attempts (payment_id, n, at, outcome, code, gateway_reference) "
+        "VALUES ($1, $2, $3, $4, $5, $6)",
+        [
+            (payment_id, first + i + 1, a.at, a.outcome, a.code, a.gateway_reference)
+            for i, a in enumerate(attempts)
+        ],
+    )
+    await conn.execute(
+        """
+        UPDATE payments.payments
+        SET status = $2, failure_code = $3, gateway_reference = coalesce($4, gateway_reference),
+            next_attempt_at = $5, updated_at = $6
+        WHERE id = $1
+        """,
+        payment_id,
+        status.value,
+        failure_code,
+        gateway_reference,
+        next_attempt_at,
+        at,
+    )
+
+
+async def refundable_charges(conn: asyncpg.Connection, plan_id: str) -> list[asyncpg.Record]:
+    """Succeeded charges of a plan with something left to refund, newest first, locked."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        """
+        SELECT id, gateway_reference, amount - refunded_amount AS refundable
+        FROM payments.payments
+        WHERE plan_id = $1 AND kind <> 'refund' AND status = 'succeeded'
+          AND amount > refunded_amount
+        ORDER BY created_at DESC, id DESC
+        FOR UPDATE
+        """,
+        plan_id,
+    )
+    return rows
+
+
+async def insert_refund_slices(
+    conn: asyncpg.Connection, refund_id: str, slices: Sequence[tuple[str, str, int]]
+) -> None:
+    await conn.executemany(
+        "INSERT INTO payments.refund_slices "
+        "(refund_id, n, charge_payment_id, charge_reference, amount, gateway_key) "
+        "VALUES ($1, $2, $3, $4, $5, $6)",
+        [
+            (refund_id, n, charge_id, reference, amount, f"{refund_id}.{n}")
+            for n, (charge_id, reference, amount) in enumerate(slices, start=1)
+        ],
+    )
+    await conn.executemany(
+        "UPDATE payments.payments SET refunded_amount = refunded_amount + $2 WHERE id = $1",
+        [(charge_id, amount) for charge_id, _, amount in slices],
+    )
+
+
+async def refund_slices(conn: asyncpg.Connection, refund_id: str) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await conn.fetch(
+        "SELECT n, charge_reference, amount, gateway_key, gateway_reference "
+        "FROM payments.refund_slices WHERE refund_id = $1 ORDER BY n",
+        refund_id,
+    )
+    return rows
+
+
+async def mark_slice_refunded(
+    conn: asyncpg.Connection, refund_id: str, n: int, reference: str | None
+) -> None:
+    await conn.execute(
+        "UPDATE payments.refund_slices SET gateway_reference = $3 WHERE refund_id = $1 AND n = $2",
+        refund_id,
+        n,
+        reference,
+    )
+
+
+async def attach_to_plan(conn: asyncpg.Connection, payment_id: str, plan_id: str) -> None:
+    await conn.execute(
+        "UPDATE payments.payments SET plan_id = $2 WHERE id = $1 AND plan_id IS NULL",
+        payment_id,
+        plan_id,
+    )

@@ -1,0 +1,251 @@
+"""Payment use cases: record the intent, call the gateway with retries, settle the outcome.
+
+Gateway calls never run inside a database transaction that holds business locks: the caller
+commits `open_charge`/`open_refund` first (so the idempotency key is on record), calls
+`run_charge`/`run_refund`, and settles the result in a new transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+import asyncpg
+from tenacity import AsyncRetrying, retry_if_result, stop_after_attempt, wait_exponential_jitter
+
+from bnpl.kit.clock import Clock
+from bnpl.kit.ids import new_id
+from bnpl.messaging import publish
+from bnpl.payments import repository as repo
+from bnpl.payments.domain import (
+    Attempt,
+    Failure,
+    Payment,
+    PaymentKind,
+    PaymentStatus,
+    Settlement,
+    classify,
+)
+from bnpl.providers import CardGateway, ChargeOutcome, ChargeResult
+
+log = logging.getLogger(__name__)
+
+IN_ATTEMPT_RETRIES = 4  # transient failures are retried this many times within one attempt
+
+
+class NothingToRefund(Exception):
+    """The plan's succeeded charges cannot cover the refund."""
+
+
+async def open_charge(
+    conn: asyncpg.Connection,
+    *,
+    kind: PaymentKind,
+    consumer_id: str,
+    amount: int,
+    currency: str,
+    payment_method_id: str,
+    gateway_token: str,
+    at: datetime,
+    plan_id: str | None = None,
+    checkout_id: str | None = None,
+) -> Payment:
+    """Record a charge about to be made; its id is its gateway idempotency key."""
+    return await repo.insert_payment(
+        conn,
+        payment_id=new_id("pay"),
+        consumer_id=consumer_id,
+        plan_id=plan_id,
+        checkout_id=checkout_id,
+        kind=kind,
+        amount=amount,
+        currency=currency,
+        payment_method_id=payment_method_id,
+        gateway_token=gateway_token,
+        at=at,
+    )
+
+
+def _outcome_word(result: ChargeResult) -> str:
+    return {
+        ChargeOutcome.SUCCEEDED: "succeeded",
+        ChargeOutcome.DECLINED: "declined",
+        ChargeOutcome.TRANSIENT: "transient",
+    }[result.outcome]
+
+
+async def _with_retries(call: object, clock: Clock, *, max_wait: float) -> Settlement:
+    """Run a gateway call, retrying transient failures with the same idempotency key."""
+    attempts: list[Attempt] = []
+
+    async def once() -> ChargeResult:
+        result: ChargeResult = await call()  # type: ignore[operator]
+        attempts.append(
+            Attempt(clock.now(), _outcome_word(result), result.code, result.gateway_reference)
+        )
+        return result
+
+    retrying = AsyncRetrying(
+        stop=stop_after_attempt(IN_ATTEMPT_RETRIES),
+        wait=wait_exponential_jitter(multiplier=0.05, max=max_wait, jitter=0.05),
+        retry=retry_if_result(lambda r: r.outcome is ChargeOutcome.TRANSIENT),
+        retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
+    )
+    result: ChargeResult = await retrying(once)
+    failure = classify(result)
+    return Settlement(
+        succeeded=failure is None,
+        failure=failure,
+        code=result.code,
+        gateway_reference=result.gateway_reference,
+        attempts=tuple(attempts),
+    )
+
+
+async def run_charge(
+    gateway: CardGateway, payment: Payment, clock: Clock, *, max_wait: float = 1.0
+) -> Settlement:
+    """Charge the payment's card at the gateway (no transaction may be open around this)."""
+    if payment.gateway_token is None:
+        raise ValueError("a charge needs a card token")
+    token = payment.gateway_token
+
+    async def call() -> ChargeResult:
+        return await gateway.charge(token, payment.amount, payment.currency, payment.gateway_key)
+
+    return await _with_retries(call, clock, max_wait=max_wait)
+
+
+async def settle(
+    conn: asyncpg.Connection,
+    payment: Payment,
+    settlement: Settlement,
+    *,
+    at: datetime,
+    merchant_id: str | None = None,
+    next_attempt_at: datetime | None = None,
+) -> PaymentStatus:
+    """Record the gateway's final answer and emit `payment.succeeded` / `payment.failed`.
+
+    A transient outcome (retries exhausted, money possibly moved) leaves the payment
+    `processing`, to be resumed with the same key.
+    """
+    if settlement.failure is Failure.TRANSIENT:
+        status = PaymentStatus.PROCESSING
+    elif settlement.succeeded:
+        status = PaymentStatus.SUCCEEDED
+    elif next_attempt_at is not None:
+        status = PaymentStatus.RETRY_SCHEDULED
+    else:
+        status = PaymentStatus.FAILED
+    await repo.record_outcome(
+        conn,
+        payment.id,
+        status=status,
+        failure_code=None if settlement.succeeded else settlement.code,
+        gateway_reference=settlement.gateway_reference,
+        next_attempt_at=next_attempt_at,
+        attempts=settlement.attempts,
+        at=at,
+    )
+    if status in (PaymentStatus.SUCCEEDED, PaymentStatus.FAILED, PaymentStatus.RETRY_SCHEDULED):
+        await publish(
+            conn,
+            "payment.succeeded" if settlement.succeeded else "payment.failed",
+            payment.plan_id or payment.id,
+            {
+                "payment_id": payment.id,
+                "plan_id": payment.plan_id,
+                "kind": payment.kind.value,
+                "amount": payment.amount,
+                "currency": payment.currency,
+                "status": status.value,
+                "failure_code": None if settlement.succeeded else settlement.code,
+                "decline": settlement.failure.value if settlement.failure else None,
+            },
+            occurred_at=at,
+            merchant_id=merchant_id,
+            consumer_id=payment.consumer_id,
+        )
+    return status
+
+
+async def open_refund(
+    conn: asyncpg.Connection,
+    *,
+    consumer_id: str,
+    plan_id: str,
+    checkout_id: str | None,
+    amount: int,
+    currency: str,
+    at: datetime,
+    merchant_id: str | None = None,
+) -> Payment:
+    """Record a refund to the consumer, paid back against the plan's charges, newest first.
+
+    Emits `payment.refund_requested`; the `payments.execute_refund` consumer calls the gateway.
+    """
+    slices: list[tuple[str, str, int]] = []
+    left = amount
+    for charge in await repo.refundable_charges(conn, plan_id):
+        if left == 0:
+            break
+        part = min(left, charge["refundable"])
+        slices.append((charge["id"], charge["gateway_reference"], part))
+        left -= part
+    if left:
+        raise NothingToRefund(f"charges of {plan_id} cannot cover a refund of {amount}")
+    payment = await repo.insert_payment(
+        conn,
+        payment_id=new_id("pay"),
+        consumer_id=consumer_id,
+        plan_id=plan_id,
+        checkout_id=checkout_id,
+        kind=PaymentKind.REFUND,
+        amount=amount,
+        currency=currency,
+        payment_method_id=None,
+        gateway_token=None,
+        at=at,
+    )
+    await repo.insert_refund_slices(conn, payment.id, slices)
+    await publish(
+        conn,
+        "payment.refund_requested",
+        plan_id,
+        {"payment_id": payment.id, "amount": amount, "currency": currency},
+        occurred_at=at,
+        merchant_id=merchant_id,
+        consumer_id=consumer_id,
+    )
+    return payment
+
+
+async def execute_refund(
+    conn: asyncpg.Connection, gateway: CardGateway, clock: Clock, payment_id: str
+) -> PaymentStatus:
+    """Pay a recorded refund back through the gateway, slice by slice (idempotent keys)."""
+    payment = await repo.get_payment(conn, payment_id, lock=True)
+    if payment is None or payment.status is not PaymentStatus.PROCESSING:
+        return payment.status if payment else PaymentStatus.CANCELED
+    attempts: list[Attempt] = []
+    settlement: Settlement | None = None
+    for piece in await repo.refund_slices(conn, payment_id):
+        if piece["gateway_reference"] is not None:
+            continue
+
+        async def call(piece: asyncpg.Record = piece) -> ChargeResult:
+            return await gateway.refund(
+                piece["charge_reference"], piece["amount"], payment.currency, piece["gateway_key"]
+            )
+
+        settlement = await _with_retries(call, clock, max_wait=1.0)
+        attempts.extend(settlement.attempts)
+        if not settlement.succeeded:
+            break
+        await repo.mark_slice_refunded(conn, payment_id, piece["n"], settlement.gateway_reference)
+    final = settlement or Settlement(True, None, None, None, ())
+    final = Settlement(
+        final.succeeded, final.failure, final.code, final.gateway_reference, tuple(attempts)
+    )
+    return await settle(conn, payment, final, at=clock.now())

@@ -1,0 +1,211 @@
+"""`Idempotency-Key` on POST: replay, conflicts, concurrency, failures and per-principal keys.
+
+The probe endpoint writes one widget row, its audit record and its stored answer in one
+transaction (`command()`), so "exactly one row" is what a client must be able to rely on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from typing import Any
+
+import httpx
+
+from bnpl.kit.ids import new_id
+from tests.integration.foundation.conftest import Probe
+from tests.integration.foundation.probe import consumer_token, merchant_token
+from tests.support import assert_problem, bearer
+
+
+class Client:
+    """One principal of the probe app, posting widgets."""
+
+    def __init__(self, probe: Probe, owner: str, headers: dict[str, str]) -> None:
+        self.probe = probe
+        self.owner = owner
+        self.headers = headers
+
+    @classmethod
+    def merchant(cls, probe: Probe) -> Client:
+        merchant_id = new_id("mer")
+        return cls(probe, merchant_id, bearer(merchant_token(merchant_id)))
+
+    async def post(self, body: dict[str, Any], key: str | None) -> httpx.Response:
+        headers = dict(self.headers)
+        if key is not None:
+            headers["Idempotency-Key"] = key
+        return await self.probe.client.post("/probe/widgets", json=body, headers=headers)
+
+    async def rows(self, tag: str | None = None) -> int:
+        return await self.probe.widgets(self.owner, tag)
+
+    async def stored_key(self, key: str) -> Any:
+        return await self.probe.rt.db.fetchrow(
+            "SELECT completed_at, response_status, response_body "
+            "FROM gateway.idempotency_keys WHERE owner = $1 AND key = $2",
+            self.owner,
+            key,
+        )
+
+
+def widget(tag: str | None = None, **overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "amount": 40000,
+        "currency": "USD",
+        "kind": "tent",
+        "card_number": "4242424242424242",
+        "tag": tag or secrets.token_hex(6),
+    }
+    body.update(overrides)
+    return body
+
+
+def key() -> str:
+    return f"key-{secrets.token_hex(8)}"
+
+
+async def test_same_key_same_body_replays_the_first_answer(probe_app: Probe) -> None:
+    client, k, body = Client.merchant(probe_app), key(), widget()
+    first = await client.post(body, k)
+    assert first.status_code == 201, first.text
+    assert "idempotent-replayed" not in first.headers
+    for _ in range(2):
+        again = await client.post(body, k)
+        assert again.status_code == 201
+        assert again.content == first.content
+        assert again.headers["idempotent-replayed"] == "true"
+        assert again.headers["content-type"] == "application/json"
+    assert await client.rows() == 1
+    # the answer was stored with the change
+    stored = await client.stored_key(k)
+    assert stored["completed_at"] is not None
+    assert (stored["response_status"], bytes(stored["response_body"])) == (201, first.content)
+    audit = await probe_app.client.get(
+        f"/v1/audit?entity_id={first.json()['id']}", headers=probe_app.operator
+    )
+    assert len(audit.json()["data"]) == 1
+
+
+async def test_without_a_key_every_post_acts(probe_app: Probe) -> None:
+    client, body = Client.merchant(probe_app), widget()
+    for _ in range(2):
+        assert (await client.post(body, None)).status_code == 201
+    assert await client.rows() == 2
+
+
+async def test_same_key_different_body_is_409(probe_app: Probe) -> None:
+    client, k = Client.merchant(probe_app), key()
+    assert (await client.post(widget(amount=100), k)).status_code == 201
+    r = await client.post(widget(amount=200), k)
+    assert_problem(r, 409, "idempotency_key_reused")
+    assert await client.rows() == 1
+
+
+async def test_concurrent_requests_with_one_key(probe_app: Probe) -> None:
+    client, k, body = Client.merchant(probe_app), key(), widget(slow_ms=300)
+    answers = await asyncio.gather(client.post(body, k), client.post(body, k))
+    by_status = sorted(answers, key=lambda r: r.status_code)
+    assert [r.status_code for r in by_status] == [201, 409], [r.text for r in answers]
+    assert_problem(by_status[1], 409, "idempotency_request_in_progress")
+    assert await client.rows() == 1
+    later = await client.post(body, k)
+    assert later.status_code == 201
+    assert later.headers["idempotent-replayed"] == "true"
+    assert later.content == by_status[0].content
+
+
+async def test_many_concurrent_requests_make_one_row(probe_app: Probe) -> None:
+    client, k, body = Client.merchant(probe_app), key(), widget(slow_ms=100)
+    answers = await asyncio.gather(*(client.post(body, k) for _ in range(8)))
+    statuses = sorted(r.status_code for r in answers)
+    assert statuses.count(201) >= 1 and set(statuses) <= {201, 409}, statuses
+    assert await client.rows() == 1
+
+
+async def test_validation_failure_is_replayed_too(probe_app: Probe) -> None:
+    client, k, body = Client.merchant(probe_app), key(), widget(amount=-5)
+    first = await client.post(body, k)
+    assert_problem(first, 422, "validation_error")
+    again = await client.post(body, k)
+    assert_problem(again, 422, "validation_error")
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.content == first.content
+    assert (await client.stored_key(k))["response_status"] == 422
+
+
+async def test_a_5xx_answer_releases_the_key(probe_app: Probe) -> None:
+    client, k, body = Client.merchant(probe_app), key(), widget(fail="unavailable")
+    first = await client.post(body, k)
+    assert_problem(first, 503, "unavailable")
+    assert await client.stored_key(k) is None
+    retry = await client.post(body, k)  # the failure was transient
+    assert retry.status_code == 201, retry.text
+    assert "idempotent-replayed" not in retry.headers
+    assert await client.rows() == 1
+
+
+async def test_crash_after_the_write_leaves_nothing_and_retry_works(probe_app: Probe) -> None:
+    for failure in ("crash_before_respond", "crash_after_respond"):
+        client, k, body = Client.merchant(probe_app), key(), widget(fail=failure)
+        first = await client.post(body, k)
+        assert_problem(first, 500, "internal_error")
+        assert await client.rows() == 0, failure  # the business write rolled back
+        assert await client.stored_key(k) is None, failure  # and the key was released
+        retry = await client.post(body, k)
+        assert retry.status_code == 201, (failure, retry.text)
+        assert await client.rows() == 1
+        assert (await client.post(body, k)).headers["idempotent-replayed"] == "true"
+
+
+async def test_problem_after_the_answer_was_written_is_stored_not_stuck(
+    probe_app: Probe,
+) -> None:
+    """The handler wrote its answer, then failed with a 4xx: the transaction (change and
+    answer) rolled back, so the 4xx is the answer, and the key must not stay locked."""
+    client, k, body = Client.merchant(probe_app), key(), widget(fail="conflict_after_respond")
+    first = await client.post(body, k)
+    assert_problem(first, 409, "probe_conflict")
+    assert await client.rows() == 0
+    again = await client.post(body, k)
+    assert_problem(again, 409, "probe_conflict")
+    assert again.headers["idempotent-replayed"] == "true"
+    assert await client.rows() == 0
+
+
+async def test_keys_belong_to_one_principal(probe_app: Probe) -> None:
+    k = key()
+    merchants = [Client.merchant(probe_app) for _ in range(2)]
+    consumer_id = new_id("cus")
+    consumer = Client(probe_app, consumer_id, bearer(consumer_token(consumer_id)))
+    operator = Client(probe_app, "operator", probe_app.operator)
+    for i, client in enumerate([*merchants, consumer, operator]):
+        r = await client.post(widget(amount=100 + i), k)
+        assert r.status_code == 201, r.text
+        assert "idempotent-replayed" not in r.headers
+        assert r.json()["owner"] == client.owner
+        assert await client.rows() == 1
+
+
+async def test_key_length_is_1_to_255(probe_app: Probe) -> None:
+    client = Client.merchant(probe_app)
+    for bad in ("k" * 256, ""):
+        r = await client.post(widget(), bad)
+        body = assert_problem(r, 400, "validation_error")
+        assert body["errors"][0]["field"] == "Idempotency-Key"
+    assert await client.rows() == 0
+    assert (await client.post(widget(), "k" * 255)).status_code == 201
+
+
+async def test_invalid_credentials_never_touch_the_key_store(probe_app: Probe) -> None:
+    k = key()
+    r = await probe_app.client.post(
+        "/probe/widgets",
+        json=widget(),
+        headers={**bearer("sk_test_nobody"), "Idempotency-Key": k},
+    )
+    assert_problem(r, 401, "unauthenticated")
+    stored = await probe_app.rt.db.fetchval(
+        "SELECT count(*) FROM gateway.idempotency_keys WHERE key = $1", k
+    )
+    assert stored == 0
