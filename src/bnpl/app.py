@@ -18,6 +18,7 @@ from bnpl.config import Settings
 from bnpl.gateway import CredentialResolvers
 from bnpl.gateway.idempotency import IdempotencyStore
 from bnpl.gateway.middleware import GatewayMiddleware
+from bnpl.kit.crypto import field_cipher
 from bnpl.kit.errors import FieldError, ProblemError, problem_body
 
 log = logging.getLogger(__name__)
@@ -89,7 +90,10 @@ def create_app(
         async with start_platform(settings, roles) as rt:
             app.state.runtime = rt
             app.state.idempotency = IdempotencyStore(
-                rt.db, settings.idempotency_ttl_s, settings.idempotency_lock_timeout_s
+                rt.db,
+                settings.idempotency_ttl_s,
+                settings.idempotency_lock_timeout_s,
+                field_cipher(settings.aes_key),
             )
             resolvers.merchant_key = rt.resolvers.merchant_key
             resolvers.access_token = rt.resolvers.access_token

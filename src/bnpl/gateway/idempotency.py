@@ -6,6 +6,9 @@ its stored answer commit together. A request that failed without changing anythi
 has its answer stored afterwards; one that crashed or answered 5xx releases the key so the
 client may retry. A claim left by a crashed process is taken over after a lock timeout: its
 transaction never committed, so retrying it cannot do anything twice.
+
+Stored answers are encrypted (AES-256-GCM, bound to their owner and key): they can hold
+secrets shown once, such as a login's refresh token.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Literal
 
 import asyncpg
 
+from bnpl.kit.crypto import FieldCipher
 from bnpl.kit.db import Database
 
 MAX_KEY_LENGTH = 255
@@ -26,7 +30,16 @@ MAX_KEY_LENGTH = 255
 class Claim:
     owner: str
     key: str
+    cipher: FieldCipher
     completed: bool = False
+
+    @property
+    def aad(self) -> str:
+        return _aad(self.owner, self.key)
+
+
+def _aad(owner: str, key: str) -> str:
+    return f"gateway.idempotency_keys:{owner}:{key}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +61,9 @@ def request_hash(method: str, path: str, body: bytes) -> bytes:
 
 
 class IdempotencyStore:
-    def __init__(self, db: Database, ttl_s: int, lock_timeout_s: int) -> None:
+    def __init__(self, db: Database, ttl_s: int, lock_timeout_s: int, cipher: FieldCipher) -> None:
         self.db = db
+        self.cipher = cipher
         self.ttl_s = ttl_s
         self.lock_timeout_s = lock_timeout_s
 
@@ -87,7 +101,12 @@ class IdempotencyStore:
             return "reused"
         if row["completed_at"] is None:
             return "in_progress"
-        return StoredResponse(row["response_status"], bytes(row["response_body"] or b""))
+        stored = bytes(row["response_body"]) if row["response_body"] is not None else b""
+        body = self.cipher.open(stored, aad=_aad(owner, key)) if stored else b""
+        return StoredResponse(row["response_status"], body)
+
+    def claim_for(self, owner: str, key: str) -> Claim:
+        return Claim(owner, key, self.cipher)
 
     async def store(self, claim: Claim, status: int, body: bytes) -> None:
         async with self.db.connection() as conn:
@@ -121,6 +140,6 @@ async def complete(conn: asyncpg.Connection, claim: Claim, status: int, body: by
         claim.owner,
         claim.key,
         status,
-        body,
+        claim.cipher.seal(body, aad=claim.aad) if body else None,
     )
     claim.completed = True

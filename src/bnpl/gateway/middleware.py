@@ -16,7 +16,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bnpl.gateway.idempotency import (
     MAX_KEY_LENGTH,
-    Claim,
     IdempotencyStore,
     StoredResponse,
     current_claim,
@@ -250,7 +249,7 @@ class GatewayMiddleware:
             )
             return
 
-        claim = Claim(owner, key)
+        claim = store.claim_for(owner, key)
         claim_token = current_claim.set(claim)
         captured: dict[str, Any] = {"status": 500, "body": bytearray()}
 

@@ -30,45 +30,13 @@ from typing import Final, TypeVar
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from bnpl.kit.crypto import DecryptionError, FieldCipher, field_cipher
 from bnpl.kit.ids import new_id
 
+__all__ = ["DecryptionError", "FieldCipher", "field_cipher"]
+
 # --- field encryption -------------------------------------------------------------------------
-
-_KEY_VERSION: Final = 1
-_NONCE_BYTES: Final = 12
-
-
-class DecryptionError(ValueError):
-    """A stored ciphertext does not decrypt with this key and associated data."""
-
-
-class FieldCipher:
-    def __init__(self, key: bytes) -> None:
-        if len(key) != 32:
-            raise ValueError("AES-256-GCM needs a 32-byte key")
-        self._aead = AESGCM(key)
-
-    def encrypt(self, plaintext: str, *, aad: str) -> bytes:
-        nonce = os.urandom(_NONCE_BYTES)
-        sealed = self._aead.encrypt(nonce, plaintext.encode(), aad.encode())
-        return bytes([_KEY_VERSION]) + nonce + sealed
-
-    def decrypt(self, stored: bytes, *, aad: str) -> str:
-        if len(stored) < 1 + _NONCE_BYTES + 16 or stored[0] != _KEY_VERSION:
-            raise DecryptionError("unknown ciphertext format")
-        nonce, sealed = stored[1 : 1 + _NONCE_BYTES], stored[1 + _NONCE_BYTES :]
-        try:
-            return self._aead.decrypt(nonce, sealed, aad.encode()).decode()
-        except InvalidTag as exc:
-            raise DecryptionError("ciphertext does not authenticate") from exc
-
-
-@lru_cache(maxsize=4)
-def field_cipher(key: bytes) -> FieldCipher:
-    return FieldCipher(key)
 
 
 def aad(table: str, column: str, row_id: str) -> str:

@@ -17,13 +17,18 @@ class CurrencyMismatch(ValueError):
 
 
 def round_half_up(value: Fraction | Decimal | int) -> int:
-    """Round an exact rational to the nearest integer, halves away from zero for positives."""
+    """Round an exact rational to the nearest integer, halves away from zero.
+
+    Symmetric, like `Decimal`'s ROUND_HALF_UP, so `round_half_up(-x) == -round_half_up(x)`
+    and a reversal rounds exactly like the amount it reverses.
+    """
     if isinstance(value, int):
         return value
     if isinstance(value, Fraction):
-        num, den = value.numerator, value.denominator
-        q, r = divmod(num, den)
-        return q + 1 if 2 * r >= den else q
+        if value < 0:
+            return -round_half_up(-value)
+        q, r = divmod(value.numerator, value.denominator)
+        return q + 1 if 2 * r >= value.denominator else q
     return int(value.to_integral_value(rounding=ROUND_HALF_UP))
 
 
@@ -48,10 +53,14 @@ class Money:
             raise CurrencyMismatch(f"{self.currency} vs {other.currency}")
 
     def __add__(self, other: Money) -> Money:
+        if not isinstance(other, Money):
+            return NotImplemented  # Money + 5 is a TypeError, not an AttributeError
         self._same(other)
         return Money(self.amount + other.amount, self.currency)
 
     def __sub__(self, other: Money) -> Money:
+        if not isinstance(other, Money):
+            return NotImplemented
         self._same(other)
         return Money(self.amount - other.amount, self.currency)
 

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Annotated, Any, Protocol, runtime_checkable
 
 import isodate
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from bnpl import identity
 from bnpl.gateway import OperatorP, runtime
 from bnpl.kit.clock import ClockError, wall_now
-from bnpl.kit.errors import not_found, validation_error
+from bnpl.kit.errors import ProblemError, not_found, validation_error
+from bnpl.providers import ProviderUnavailable
+
+
+@runtime_checkable
+class SandboxRecords(Protocol):
+    """A gateway adapter that can list what the sandbox simulator charged a card."""
+
+    async def list_charges(self, token: str) -> list[dict[str, Any]]: ...
 
 
 def sandbox_only(request: Request) -> None:
@@ -69,3 +79,50 @@ async def move_clock(body: ClockMove, request: Request, _: OperatorP) -> ClockNo
     except ClockError as exc:
         raise validation_error(str(exc), field_name) from exc
     return ClockNow(now=now)
+
+
+class GatewayCharge(BaseModel):
+    id: str
+    amount: int
+    currency: str
+    status: str
+    created_at: datetime
+
+
+class GatewayCharges(BaseModel):
+    data: list[GatewayCharge]
+
+
+@router.get("/v1/sandbox/gateway/charges", response_model=GatewayCharges)
+async def gateway_charges(
+    request: Request,
+    _: OperatorP,
+    payment_method_id: Annotated[str, Query(min_length=1, max_length=64)],
+) -> GatewayCharges:
+    """The gateway simulator's own record of what it charged the card (captured/refunded)."""
+    rt = runtime(request)
+    async with rt.db.connection() as conn:
+        token = await identity.payment_method_token(
+            conn, None, payment_method_id, include_deleted=True
+        )
+    if token is None:
+        raise not_found("payment method")
+    gateway = rt.providers.gateway
+    if not isinstance(gateway, SandboxRecords):
+        raise not_found("endpoint")
+    try:
+        charges = await gateway.list_charges(token)
+    except ProviderUnavailable as exc:
+        raise ProblemError(503, "provider_unavailable", "The gateway did not answer.") from exc
+    return GatewayCharges(
+        data=[
+            GatewayCharge(
+                id=c["id"],
+                amount=c["amount"],
+                currency=c["currency"],
+                status=c["status"],
+                created_at=c["created_at"],
+            )
+            for c in charges
+        ]
+    )
