@@ -15,7 +15,9 @@ import subprocess
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -145,3 +147,41 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture(scope="session")
 def api(client: httpx.AsyncClient, rt: Runtime) -> Api:
     return Api(client, rt, ADMIN_TOKEN)
+
+
+@asynccontextmanager
+async def isolated_platform(
+    postgres_server: str, settings: Settings, **overrides: Any
+) -> AsyncIterator[Api]:
+    """A platform of its own: a fresh database (so its own business clock) and app.
+
+    For tests that move the sandbox clock far, or must not see other tests' work.
+    """
+    name = f"bnpl_iso_{os.getpid()}_{secrets.token_hex(3)}"
+    admin = await asyncpg.connect(postgres_server)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    own = settings.model_copy(
+        update={"database_url": _with_database(postgres_server, name), **overrides}
+    )
+    application = create_app(own)
+    try:
+        async with LifespanManager(application, startup_timeout=60, shutdown_timeout=30):
+            transport = httpx.ASGITransport(app=application)
+            async with httpx.AsyncClient(transport=transport, base_url="http://bnpl.test") as c:
+                yield Api(c, application.state.runtime, ADMIN_TOKEN)
+    finally:
+        admin = await asyncpg.connect(postgres_server)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+@pytest.fixture(scope="module")
+async def iso_api(postgres_server: str, settings: Settings) -> AsyncIterator[Api]:
+    """One isolated platform per test module (see `isolated_platform`)."""
+    async with isolated_platform(postgres_server, settings) as api:
+        yield api

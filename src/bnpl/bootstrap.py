@@ -15,7 +15,9 @@ from bnpl import contexts
 from bnpl.audit import Sealer
 from bnpl.config import Settings
 from bnpl.gateway import RateLimiter
+from bnpl.gateway.idempotency import IdempotencyStore
 from bnpl.kit.clock import Clock
+from bnpl.kit.crypto import field_cipher
 from bnpl.kit.db import Database
 from bnpl.kit.embedded import start_embedded_postgres
 from bnpl.kit.migrate import migrate
@@ -127,4 +129,47 @@ async def start_platform(settings: Settings, roles: Roles = Roles()) -> AsyncIte
             sealer = Sealer(db)
             await sealer.start()
             stack.push_async_callback(sealer.stop)
+            keys = IdempotencyStore(
+                db,
+                settings.idempotency_ttl_s,
+                settings.idempotency_lock_timeout_s,
+                field_cipher(settings.aes_key),
+            )
+            purger = asyncio.create_task(_purge_expired_keys(keys), name="idempotency-purge")
+            stack.push_async_callback(_cancel, purger)
+        else:
+            # The scheduler loop refreshes the clock in a worker; an API-only process must
+            # still follow the sandbox clock when another process moves it.
+            refresher = asyncio.create_task(
+                _follow_clock(db, clock, settings.scheduler_interval_s), name="clock-refresh"
+            )
+            stack.push_async_callback(_cancel, refresher)
         yield rt
+
+
+async def _follow_clock(db: Database, clock: Clock, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            async with db.connection() as conn:
+                await clock.refresh(conn)
+        except Exception:
+            log.warning("clock refresh failed", exc_info=True)
+
+
+async def _purge_expired_keys(keys: IdempotencyStore, interval: float = 300.0) -> None:
+    """Idempotency keys are kept 24 hours; nothing else ever deletes them."""
+    while True:
+        try:
+            purged = await keys.purge_expired()
+            if purged:
+                log.info("expired idempotency keys purged", extra={"purged": purged})
+        except Exception:
+            log.warning("purging idempotency keys failed", exc_info=True)
+        await asyncio.sleep(interval)
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

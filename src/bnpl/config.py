@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     velocity_max_approvals_24h: int = 5
     bureau_budget_ms: int = 50
 
+    # Late fees and delinquency (DOMAIN.md defaults).
+    late_fee_grace_days: int = 10
+    late_fee: int = 700
+    late_fee_cap_bps: int = 2500
+
     # Workers.
     bus_poll_interval_s: float = 0.05
     scheduler_interval_s: float = 1.0

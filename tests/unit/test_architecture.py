@@ -26,8 +26,22 @@ import pytest
 SRC = Path(__file__).resolve().parents[2] / "src"
 
 CONTEXTS = frozenset(
-    "identity onboarding merchants credit checkout installments payments notifications "
-    "reporting audit ledger lake sandbox ops".split()
+    [
+        "identity",
+        "onboarding",
+        "merchants",
+        "credit",
+        "checkout",
+        "installments",
+        "payments",
+        "notifications",
+        "reporting",
+        "audit",
+        "ledger",
+        "lake",
+        "sandbox",
+        "ops",
+    ]
 )
 INFRASTRUCTURE = frozenset({"kit", "messaging", "scheduler", "gateway", "providers"})
 ALLOWED_INFRASTRUCTURE_TO_CONTEXT = frozenset({("gateway", "audit")})

@@ -4,7 +4,9 @@ Facade:
 
 - `decide(conn, rt, application, at=...) -> CreditDecision`: the decision of DOMAIN.md, stored,
   and on approval the amount counted against the consumer's limit, all in the caller's
-  transaction (the account row lock makes the exposure check hold under concurrency).
+  transaction (the account row lock makes the exposure and velocity checks hold under
+  concurrency). For a thin file the bureau is asked only within the latency budget
+  (`BNPL_BUREAU_BUDGET_MS`), behind a circuit breaker. See docs/credit.md.
 - `record_payment_decline(conn, decision_id, ...)`: rule 8, the down payment failed.
 - `release_exposure(conn, consumer_id, amount)`: principal repaid, refunded or canceled.
 
@@ -48,6 +50,7 @@ from bnpl.credit.service import (
     release_exposure,
 )
 from bnpl.credit.service import decide as _decide
+from bnpl.providers.bureau import CircuitBreaker, GuardedBureau
 from bnpl.runtime import Runtime
 
 __all__ = [
@@ -55,6 +58,10 @@ __all__ = [
     "PAYMENT_METHOD_DECLINED",
     "CreditApplication",
     "CreditDecision",
+    "CreditEngine",
+    "FeatureStore",
+    "PostgresFeatureStore",
+    "RedisFeatureStore",
     "credit_summary",
     "decide",
     "engine",
@@ -97,7 +104,7 @@ def _build_engine(rt: Runtime) -> CreditEngine:
             risk_cutoff=cutoff, max_approvals_24h=rt.settings.velocity_max_approvals_24h
         ),
         features=store,
-        bureau=rt.providers.bureau,
+        bureau=GuardedBureau(rt.providers.bureau, CircuitBreaker(name="credit-bureau")),
         bureau_budget_s=rt.settings.bureau_budget_ms / 1000,
     )
 
@@ -107,6 +114,7 @@ def register(rt: Runtime) -> None:
     built = rt.components["credit"] = _build_engine(rt)
     rt.hooks["credit_summary"] = credit_summary
     rt.hooks["set_credit_limit"] = set_credit_limit
+    rt.hooks["release_exposure"] = release_exposure
     rt.bus.subscribe(
         "credit.open_account", [identity.CONSUMER_KYC_VERIFIED], handlers.open_account_on_verified
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import date, datetime
 
 import asyncpg
@@ -11,6 +12,8 @@ from bnpl.credit.accounts import open_account
 from bnpl.credit.service import CreditEngine
 from bnpl.messaging import Event, Handler
 from bnpl.providers import ProviderUnavailable
+
+log = logging.getLogger(__name__)
 
 
 async def open_account_on_verified(conn: asyncpg.Connection, event: Event) -> None:
@@ -28,14 +31,19 @@ def prefetch_bureau(engine: CreditEngine) -> Handler:
         if facts is None:
             return
         try:
-            report = await engine.bureau.report(
+            # Off the checkout's path: the provider's own timeout, and not through the decision's
+            # circuit breaker (a failure here just leaves the decision to ask within its budget).
+            report = await engine.bureau.inner.report(
                 subject_id=consumer_id,
                 first_name=facts.first_name,
                 last_name=facts.last_name,
                 date_of_birth=facts.date_of_birth,
                 country=facts.country,
             )
-        except ProviderUnavailable:
+        except ProviderUnavailable as exc:
+            log.info(
+                "bureau prefetch failed", extra={"consumer_id": consumer_id, "reason": str(exc)}
+            )
             return  # the decision will try again within its own budget
         await engine.features.record_bureau(
             conn, consumer_id, report.score if report.found else None, event.occurred_at
@@ -45,7 +53,9 @@ def prefetch_bureau(engine: CreditEngine) -> Handler:
 
 
 def track_repayments(engine: CreditEngine) -> Handler:
-    """`credit.track_repayments`: repayment history for the model (on time or late)."""
+    """`credit.track_repayments`: repayment history for the model. `installment.paid` by its
+    due date counts one on-time payment; `installment.late` counts one late payment (an
+    installment paid after its due date was counted by its `installment.late`, not again)."""
 
     async def handle(conn: asyncpg.Connection, event: Event) -> None:
         consumer_id = event.consumer_id

@@ -1,40 +1,64 @@
 """The credit decision (DOMAIN.md, "Credit decision"), made in the checkout's transaction.
 
-The consumer's credit account row is locked first (`FOR UPDATE`): decisions for one consumer
-serialize on it, so the velocity count and the exposure check cannot race, and N simultaneous
-confirms never push exposure over the limit. Decisions for different consumers never wait on
-each other.
+One decision, in order:
+
+1. lock the consumer's credit account row (`FOR UPDATE`; opened with the default limit if a
+   confirm overtook `credit.open_account`). Decisions for one consumer serialize on it, so
+   neither the velocity count nor the exposure check can race: N simultaneous confirms never
+   push exposure over the limit nor approvals over the velocity limit. Decisions for
+   different consumers never wait on each other;
+2. after the lock, count the approvals of the last 24 hours (a statement of its own, so that
+   it sees the decisions committed by whoever held the lock before) and read the feature
+   store;
+3. rules 1-6 (`domain.py`), which need no score; the first failing rule declines;
+4. only if they pass: for a thin file, the bureau (cached answer, or a call bounded by what
+   is left of the latency budget, behind a circuit breaker; a slow or failing bureau means
+   deciding without it, recorded as `bureau: "unavailable"` or `"circuit_open"`), then the
+   risk model and rule 7;
+5. one statement stores the decision (outcome, reasons, score, model version, features,
+   bureau status, latency) and, on approval, counts the amount against the limit.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 import asyncpg
-from circuitbreaker import CircuitBreaker, CircuitBreakerError
+from prometheus_client import Counter, Histogram
 
-from bnpl.credit.domain import (
-    CreditPolicy,
-    DecisionInput,
-    DeclineReason,
-)
-from bnpl.credit.domain import (
-    decide as apply_rules,
-)
+from bnpl import identity
+from bnpl.credit.accounts import DEFAULT_CREDIT_LIMIT
+from bnpl.credit.domain import CreditPolicy, DecisionInput, DeclineReason
+from bnpl.credit.domain import decide as apply_rules
 from bnpl.credit.features import FeatureStore, History
 from bnpl.credit.model import RiskModel
 from bnpl.installments import PlanKind
 from bnpl.kit.ids import new_id
-from bnpl.providers import CreditBureau, ProviderUnavailable
+from bnpl.providers import ProviderUnavailable
+from bnpl.providers.bureau import CircuitBreaker, CircuitOpen, GuardedBureau
 
 log = logging.getLogger(__name__)
 
-PAYMENT_METHOD_DECLINED = DeclineReason.PAYMENT_METHOD_DECLINED.value
-DEFAULT_CREDIT_LIMIT = 100_000
+PAYMENT_METHOD_DECLINED: Final = DeclineReason.PAYMENT_METHOD_DECLINED.value
+
+# What a decision did about the bureau (`credit.decisions.bureau`).
+BUREAU_NOT_CONSULTED: Final = "not_consulted"  # a rule 1-6 declined before it mattered
+BUREAU_NOT_NEEDED: Final = "not_needed"  # not a thin file
+BUREAU_CACHED: Final = "cached"  # the feature store had the bureau's answer
+BUREAU_FETCHED: Final = "fetched"  # asked now, within the budget (and cached)
+BUREAU_UNAVAILABLE: Final = "unavailable"  # failed or too slow: decided without it
+BUREAU_CIRCUIT_OPEN: Final = "circuit_open"  # not even asked: the breaker is open
+
+DECISIONS = Counter("bnpl_credit_decisions_total", "Credit decisions", ["outcome", "bureau"])
+DECISION_LATENCY = Histogram(
+    "bnpl_credit_decision_seconds",
+    "Credit decision latency (lock, features, rules, bureau, model)",
+    buckets=(0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,9 +75,10 @@ class CreditApplication:
     date_of_birth: date
     consumer_since: datetime
     has_delinquent_plan: bool
+    # For the bureau; left empty, they are read from identity when the bureau is called.
     first_name: str = ""
     last_name: str = ""
-    country: str = "US"
+    country: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,21 +99,17 @@ class CreditDecision:
 @dataclass
 class CreditEngine:
     """What a decision needs besides the database: the model, the policy, the feature store
-    and the bureau behind a circuit breaker."""
+    and the bureau behind its circuit breaker, with the decision's latency budget."""
 
     model: RiskModel
     policy: CreditPolicy
     features: FeatureStore
-    bureau: CreditBureau
+    bureau: GuardedBureau
     bureau_budget_s: float = 0.05
-    breaker: CircuitBreaker = field(
-        default_factory=lambda: CircuitBreaker(
-            failure_threshold=5,
-            recovery_timeout=30,
-            expected_exception=ProviderUnavailable,
-            name="credit-bureau",
-        )
-    )
+
+    @property
+    def breaker(self) -> CircuitBreaker:
+        return self.bureau.breaker
 
 
 # Merchant category codes (ISO 18245) grouped as the model's `merchant_category` feature.
@@ -117,36 +138,13 @@ def merchant_category_code(mcc: str | None) -> int:
     return next((group for codes, group in _MCC_GROUPS if value in codes), 0)
 
 
-async def _bureau_score(
-    engine: CreditEngine, app: CreditApplication, history: History
-) -> tuple[int | None, str]:
-    """A thin file's bureau score within the latency budget; never blocks the decision."""
-    if not history.thin_file:
-        return None, "not_needed"
-    if history.bureau_checked:
-        return history.bureau_score, "cached"
-    try:
-        report = await engine.breaker.call_async(
-            engine.bureau.report,
-            subject_id=app.consumer_id,
-            first_name=app.first_name,
-            last_name=app.last_name,
-            date_of_birth=app.date_of_birth,
-            country=app.country,
-            timeout=engine.bureau_budget_s,
-        )
-    except (ProviderUnavailable, CircuitBreakerError) as exc:
-        log.warning("deciding without the bureau", extra={"reason": type(exc).__name__})
-        return None, "unavailable"
-    return report.score if report.found else None, "fetched"
-
-
-async def decide(
-    conn: asyncpg.Connection, engine: CreditEngine, app: CreditApplication, *, at: datetime
-) -> CreditDecision:
-    """Decide, store the decision, and on approval count the amount against the limit."""
-    started = time.perf_counter()
-    if app.kyc_status == "verified":
+async def _lock_account(conn: asyncpg.Connection, app: CreditApplication) -> tuple[int, int]:
+    """`(credit_limit, open_principal)`, the row locked until the transaction ends."""
+    lock = (
+        "SELECT credit_limit, open_principal FROM credit.accounts WHERE consumer_id = $1 FOR UPDATE"
+    )
+    row = await conn.fetchrow(lock, app.consumer_id)
+    if row is None and app.kyc_status == "verified":
         # The account opens on `consumer.kyc_verified`; don't let a confirm overtake that.
         await conn.execute(
             "INSERT INTO credit.accounts (consumer_id, credit_limit) VALUES ($1, $2) "
@@ -154,21 +152,76 @@ async def decide(
             app.consumer_id,
             DEFAULT_CREDIT_LIMIT,
         )
-    row = await conn.fetchrow(
-        """
-        SELECT a.credit_limit, a.open_principal,
-               (SELECT count(*) FROM credit.decisions d
-                WHERE d.consumer_id = $1 AND d.outcome = 'approved' AND d.created_at > $2)
-                   AS approvals
-        FROM credit.accounts a WHERE a.consumer_id = $1
-        FOR UPDATE OF a
-        """,
-        app.consumer_id,
+        row = await conn.fetchrow(lock, app.consumer_id)
+    if row is None:
+        return 0, 0
+    return int(row["credit_limit"]), int(row["open_principal"])
+
+
+async def _approvals_24h(conn: asyncpg.Connection, consumer_id: str, at: datetime) -> int:
+    # Not in the locking statement: that one's snapshot predates the wait for the lock, and
+    # would miss the approval committed by the decision that held it.
+    count = await conn.fetchval(
+        "SELECT count(*) FROM credit.decisions "
+        "WHERE consumer_id = $1 AND outcome = 'approved' AND created_at > $2",
+        consumer_id,
         at - timedelta(hours=24),
     )
-    credit_limit = int(row["credit_limit"]) if row else 0
-    open_principal = int(row["open_principal"]) if row else 0
-    approvals = int(row["approvals"]) if row else 0
+    return int(count)
+
+
+async def _consult_bureau(
+    conn: asyncpg.Connection,
+    engine: CreditEngine,
+    app: CreditApplication,
+    history: History,
+    *,
+    at: datetime,
+    deadline: float,
+) -> tuple[int | None, str]:
+    """A thin file's bureau score, and what was done to get it; never past `deadline`."""
+    if not history.thin_file:
+        return None, BUREAU_NOT_NEEDED
+    if history.bureau_cached(at):
+        return history.bureau_score, BUREAU_CACHED
+    first_name, last_name, country = app.first_name, app.last_name, app.country
+    if not last_name:
+        facts = await identity.consumer_facts(conn, app.consumer_id)
+        if facts is not None:
+            first_name, last_name, country = facts.first_name, facts.last_name, facts.country
+    remaining = deadline - time.perf_counter()
+    if remaining <= 0:
+        log.warning("no budget left for the bureau", extra={"consumer_id": app.consumer_id})
+        return None, BUREAU_UNAVAILABLE
+    try:
+        report = await engine.bureau.report(
+            subject_id=app.consumer_id,
+            first_name=first_name,
+            last_name=last_name,
+            date_of_birth=app.date_of_birth,
+            country=country or "US",
+            timeout=remaining,
+        )
+    except CircuitOpen:
+        return None, BUREAU_CIRCUIT_OPEN
+    except ProviderUnavailable as exc:
+        log.warning(
+            "deciding without the bureau",
+            extra={"consumer_id": app.consumer_id, "reason": str(exc)},
+        )
+        return None, BUREAU_UNAVAILABLE
+    score = report.score if report.found else None
+    await engine.features.record_bureau(conn, app.consumer_id, score, at)
+    return score, BUREAU_FETCHED
+
+
+async def decide(
+    conn: asyncpg.Connection, engine: CreditEngine, app: CreditApplication, *, at: datetime
+) -> CreditDecision:
+    """Decide, store the decision, and on approval count the amount against the limit."""
+    started = time.perf_counter()
+    credit_limit, open_principal = await _lock_account(conn, app)
+    approvals = await _approvals_24h(conn, app.consumer_id, at)
     history = await engine.features.history(conn, app.consumer_id)
 
     kind = PlanKind(app.plan)
@@ -186,15 +239,8 @@ async def decide(
         "thin_file": int(history.thin_file),
         "bureau_score": None,
     }
-    bureau_status = "not_consulted"
-
-    async def risk() -> float:
-        nonlocal bureau_status
-        features["bureau_score"], bureau_status = await _bureau_score(engine, app, history)
-        return engine.model.predict_default_probability(features)
-
-    # Rules 1-6 are cheap and need no score (a probability of 0 passes rule 7); only when
-    # they pass is the model, and for a thin file the bureau, consulted.
+    # Rules 1-6 need no score (a probability of 0 passes rule 7); only when they pass are the
+    # bureau (for a thin file) and the model consulted.
     facts = DecisionInput(
         kyc_status=app.kyc_status,
         date_of_birth=app.date_of_birth,
@@ -212,32 +258,35 @@ async def decide(
     )
     outcome = apply_rules(facts, engine.policy)
     score: float | None = None
+    bureau = BUREAU_NOT_CONSULTED
     if outcome.approved:
-        score = await risk()
-        outcome = apply_rules(replace(facts, risk_probability=score), engine.policy)
-    approved = outcome.approved
-    if approved:
-        await conn.execute(
-            "UPDATE credit.accounts SET open_principal = open_principal + $2, "
-            "version = version + 1, updated_at = now() WHERE consumer_id = $1",
-            app.consumer_id,
-            app.amount,
+        features["bureau_score"], bureau = await _consult_bureau(
+            conn, engine, app, history, at=at, deadline=started + engine.bureau_budget_s
         )
+        score = engine.model.predict_default_probability(features)
+        outcome = apply_rules(replace(facts, risk_probability=score), engine.policy)
+
+    elapsed = time.perf_counter() - started
     decision = CreditDecision(
         id=new_id("dec"),
         consumer_id=app.consumer_id,
         checkout_id=app.checkout_id,
-        outcome="approved" if approved else "declined",
+        outcome="approved" if outcome.approved else "declined",
         reasons=tuple(outcome.reasons),
         score=score,
         model_version=engine.model.version if score is not None else None,
         features=features,
-        bureau=bureau_status,
-        latency_ms=round((time.perf_counter() - started) * 1000, 3),
+        bureau=bureau,
+        latency_ms=round(elapsed * 1000, 3),
         created_at=at,
     )
     await conn.execute(
         """
+        WITH exposure AS (
+            UPDATE credit.accounts
+            SET open_principal = open_principal + $6, version = version + 1, updated_at = now()
+            WHERE consumer_id = $2 AND $4 = 'approved'
+        )
         INSERT INTO credit.decisions
             (id, consumer_id, checkout_id, outcome, reasons, amount, currency, plan, score,
              model_version, features, bureau, latency_ms, created_at)
@@ -258,6 +307,8 @@ async def decide(
         decision.latency_ms,
         at,
     )
+    DECISION_LATENCY.observe(elapsed)
+    DECISIONS.labels(decision.outcome, bureau).inc()
     return decision
 
 
@@ -287,6 +338,9 @@ async def release_exposure(conn: asyncpg.Connection, consumer_id: str, amount: i
 
 async def get_decision(conn: asyncpg.Connection, decision_id: str) -> asyncpg.Record | None:
     row: asyncpg.Record | None = await conn.fetchrow(
-        "SELECT * FROM credit.decisions WHERE id = $1", decision_id
+        "SELECT id, consumer_id, checkout_id, outcome, reasons, amount, currency, plan, score, "
+        "model_version, features, bureau, latency_ms, created_at "
+        "FROM credit.decisions WHERE id = $1",
+        decision_id,
     )
     return row

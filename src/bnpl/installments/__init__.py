@@ -23,6 +23,11 @@ Rules this context decides (DOMAIN.md leaves them open):
   waives the interest of installments not yet due.
 """
 
+import asyncpg
+
+from bnpl import ledger
+from bnpl.installments import repository
+from bnpl.installments.collections import AssessLateFees, ChargeOff, CollectAutopay
 from bnpl.installments.domain import (
     InstallmentStatus,
     PlanKind,
@@ -56,6 +61,7 @@ from bnpl.installments.service import (
     plans_of_consumer,
     unpaid_principal_total,
 )
+from bnpl.runtime import Runtime
 
 __all__ = [
     "Cancellation",
@@ -84,5 +90,40 @@ __all__ = [
     "installment_amount_preview",
     "payoff_quote",
     "plans_of_consumer",
+    "register",
     "unpaid_principal_total",
 ]
+
+
+async def _receivables_match(conn: asyncpg.Connection) -> ledger.CheckResult:
+    """consumer/interest/fees receivable = what open plans owe (principal, accrued interest,
+    late fees), per currency."""
+    wrong = []
+    owed = {r["currency"]: r for r in await repository.receivable_totals(conn)}
+    booked_currencies = {b.currency for b in await ledger.balances(conn)}
+    for currency in sorted(set(owed) | booked_currencies):
+        row = owed.get(currency)
+        for account, column in (
+            (ledger.Account.CONSUMER_RECEIVABLE, "principal"),
+            (ledger.Account.INTEREST_RECEIVABLE, "interest"),
+            (ledger.Account.FEES_RECEIVABLE, "fees"),
+        ):
+            expected = int(row[column]) if row is not None else 0
+            booked = await ledger.account_balance(conn, account, currency)
+            if booked != expected:
+                wrong.append(f"{currency} {account}: ledger {booked} vs plans {expected}")
+    return ledger.CheckResult(not wrong, "; ".join(wrong) or "receivables reconcile with plans")
+
+
+def register(rt: Runtime) -> None:
+    """Collections, late fees and charge-offs on the scheduler; the receivables check."""
+    rt.scheduler.register(CollectAutopay(rt))
+    rt.scheduler.register(
+        AssessLateFees(
+            grace_days=rt.settings.late_fee_grace_days,
+            fee=rt.settings.late_fee,
+            cap_bps=rt.settings.late_fee_cap_bps,
+        )
+    )
+    rt.scheduler.register(ChargeOff(rt))
+    ledger.register_check("installments.receivables", _receivables_match)

@@ -764,3 +764,48 @@ def cancel_installments(installments: Sequence[Installment]) -> CancelAllocation
         waived_fees=waived_fees,
         canceled=tuple(sorted(canceled)),
     )
+
+
+# --------------------------------------------------------------------------- collections
+
+SOFT_DECLINE_RETRY_DAYS: tuple[int, ...] = (1, 3, 7)
+"""Automatic retries after a soft decline, in days after the due date (DOMAIN.md)."""
+
+
+def collectible_due(installments: Sequence[Installment], today: date) -> list[Installment]:
+    """Open installments with something unpaid whose due date has come."""
+    return [i for i in installments if i.is_open and i.unpaid_amount > 0 and i.due_date <= today]
+
+
+def next_collection_date(
+    installments: Sequence[Installment], exhausted_through: date | None
+) -> date | None:
+    """The due date on which autopay should next charge the plan.
+
+    The oldest unpaid installment, unless its automatic attempts are exhausted (soft
+    declines): then the next installment that falls due after it (whose charge also
+    covers what is overdue).
+    """
+    dates = sorted(
+        i.due_date
+        for i in installments
+        if i.is_open
+        and i.unpaid_amount > 0
+        and (exhausted_through is None or i.due_date > exhausted_through)
+    )
+    return dates[0] if dates else None
+
+
+def retry_date(due: date, attempts_made: int) -> date | None:
+    """When to retry a soft-declined collection after `attempts_made` attempts, or None."""
+    if attempts_made < 1 or attempts_made > len(SOFT_DECLINE_RETRY_DAYS):
+        return None
+    return due + timedelta(days=SOFT_DECLINE_RETRY_DAYS[attempts_made - 1])
+
+
+def charge_off_date(
+    installments: Sequence[Installment], days: int = DEFAULT_CHARGE_OFF_DAYS
+) -> date | None:
+    """`days` after the oldest open, unpaid due date (None when nothing is overdue)."""
+    overdue = [i.due_date for i in installments if i.is_open and i.unpaid_amount > 0]
+    return min(overdue) + timedelta(days=days) if overdue else None

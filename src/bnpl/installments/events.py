@@ -37,6 +37,9 @@ PLAN_PAID_OFF: Final = "plan.paid_off"
 PLAN_REFUNDED: Final = "plan.refunded"
 PLAN_CANCELED: Final = "plan.canceled"
 PLAN_REACTIVATED: Final = "plan.reactivated"
+PLAN_DELINQUENT: Final = "plan.delinquent"
+PLAN_CHARGED_OFF: Final = "plan.charged_off"
+INSTALLMENT_LATE: Final = "installment.late"
 
 # The event a plan's move into a status emits.
 STATUS_EVENTS: Final[Mapping[PlanStatus, str]] = {
@@ -44,6 +47,8 @@ STATUS_EVENTS: Final[Mapping[PlanStatus, str]] = {
     PlanStatus.REFUNDED: PLAN_REFUNDED,
     PlanStatus.CANCELED: PLAN_CANCELED,
     PlanStatus.ACTIVE: PLAN_REACTIVATED,
+    PlanStatus.DELINQUENT: PLAN_DELINQUENT,
+    PlanStatus.CHARGED_OFF: PLAN_CHARGED_OFF,
 }
 
 
@@ -95,6 +100,26 @@ async def installment_paid(
             "amount_paid": installment.amount_paid,
             "currency": plan.currency,
             "paid_at": rfc3339(at),
+        },
+        at,
+    )
+
+
+async def installment_late(
+    conn: asyncpg.Connection, plan: Plan, installment: PlanInstallment, fee: int, at: datetime
+) -> str:
+    return await emit(
+        conn,
+        INSTALLMENT_LATE,
+        plan,
+        {
+            "plan_id": plan.id,
+            "seq": installment.seq,
+            "due_date": installment.due_date.isoformat(),
+            "amount_due": installment.amount_due,
+            "amount_paid": installment.amount_paid,
+            "late_fee": fee,
+            "currency": plan.currency,
         },
         at,
     )

@@ -24,13 +24,16 @@ from bnpl.installments.domain import (
 _PLAN_COLUMNS = """
     p.id, p.consumer_id, p.merchant_id, p.checkout_id, p.kind, p.currency, p.principal,
     p.original_principal, p.refunded_amount, p.apr_bps, p.status, p.payment_method_id,
-    p.late_fees_total, p.authorization_date, p.created_at, p.version
+    p.late_fees_total, p.authorization_date, p.created_at, p.version,
+    p.collection_due_at, p.collection_payment_id, p.collection_attempt,
+    p.collection_exhausted_through, p.autopay_blocked, p.charge_off_at
 """
 # Prefixed, so they can sit next to the plan's columns in one joined row.
 _INSTALLMENT_COLUMNS = """
     i.seq AS i_seq, i.due_date AS i_due_date, i.principal AS i_principal,
     i.interest AS i_interest, i.fees AS i_fees, i.principal_paid AS i_principal_paid,
-    i.interest_paid AS i_interest_paid, i.fees_paid AS i_fees_paid, i.status AS i_status
+    i.interest_paid AS i_interest_paid, i.fees_paid AS i_fees_paid, i.status AS i_status,
+    i.interest_accrued AS i_interest_accrued
 """
 
 
@@ -55,6 +58,14 @@ class PlanRecord:
     created_at: datetime
     version: int
     installments: tuple[Installment, ...]
+    # Collections (see migrations/0002_collections.sql).
+    accrued: frozenset[int] = frozenset()  # seqs whose interest is booked as receivable
+    collection_due_at: datetime | None = None
+    collection_payment_id: str | None = None
+    collection_attempt: int = 0
+    collection_exhausted_through: date | None = None
+    autopay_blocked: bool = False
+    charge_off_at: datetime | None = None
 
 
 def _installment(row: asyncpg.Record, prefix: str = "") -> Installment:
@@ -71,7 +82,9 @@ def _installment(row: asyncpg.Record, prefix: str = "") -> Installment:
     )
 
 
-def _record(row: asyncpg.Record, installments: Sequence[Installment]) -> PlanRecord:
+def _record(
+    row: asyncpg.Record, installments: Sequence[Installment], accrued: frozenset[int]
+) -> PlanRecord:
     return PlanRecord(
         id=row["id"],
         consumer_id=row["consumer_id"],
@@ -90,6 +103,13 @@ def _record(row: asyncpg.Record, installments: Sequence[Installment]) -> PlanRec
         created_at=row["created_at"],
         version=row["version"],
         installments=tuple(installments),
+        accrued=accrued,
+        collection_due_at=row["collection_due_at"],
+        collection_payment_id=row["collection_payment_id"],
+        collection_attempt=row["collection_attempt"],
+        collection_exhausted_through=row["collection_exhausted_through"],
+        autopay_blocked=row["autopay_blocked"],
+        charge_off_at=row["charge_off_at"],
     )
 
 
@@ -100,7 +120,8 @@ def _group(rows: Sequence[asyncpg.Record]) -> list[PlanRecord]:
     for end in range(1, len(rows) + 1):
         if end == len(rows) or rows[end]["id"] != rows[start]["id"]:
             chunk = rows[start:end]
-            plans.append(_record(chunk[0], [_installment(r, "i_") for r in chunk]))
+            accrued = frozenset(r["i_seq"] for r in chunk if r["i_interest_accrued"])
+            plans.append(_record(chunk[0], [_installment(r, "i_") for r in chunk], accrued))
             start = end
     return plans
 
@@ -240,7 +261,7 @@ async def lock_plan(conn: asyncpg.Connection, plan_id: str) -> PlanRecord | None
     rows = await conn.fetch(
         """
         SELECT seq, due_date, principal, interest, fees, principal_paid, interest_paid,
-               fees_paid, status
+               fees_paid, status, interest_accrued
         FROM installments.installments
         WHERE plan_id = $1 AND consumer_id = $2
         ORDER BY seq
@@ -248,7 +269,8 @@ async def lock_plan(conn: asyncpg.Connection, plan_id: str) -> PlanRecord | None
         plan_id,
         row["consumer_id"],
     )
-    return _record(row, [_installment(r) for r in rows])
+    accrued = frozenset(r["seq"] for r in rows if r["interest_accrued"])
+    return _record(row, [_installment(r) for r in rows], accrued)
 
 
 async def fetch_plan(conn: asyncpg.Connection, plan_id: str) -> PlanRecord | None:
@@ -320,3 +342,135 @@ async def unpaid_principal_total(
         [s.value for s in open_statuses],
     )
     return total
+
+
+# --------------------------------------------------------------------------- collections
+
+
+async def save_collection_state(
+    conn: asyncpg.Connection,
+    plan_id: str,
+    *,
+    collection_due_at: datetime | None,
+    collection_payment_id: str | None,
+    collection_attempt: int,
+    collection_exhausted_through: date | None,
+    autopay_blocked: bool,
+    charge_off_at: datetime | None,
+) -> None:
+    await conn.execute(
+        """
+        UPDATE installments.plans
+        SET collection_due_at = $2, collection_payment_id = $3, collection_attempt = $4,
+            collection_exhausted_through = $5, autopay_blocked = $6, charge_off_at = $7
+        WHERE id = $1
+        """,
+        plan_id,
+        collection_due_at,
+        collection_payment_id,
+        collection_attempt,
+        collection_exhausted_through,
+        autopay_blocked,
+        charge_off_at,
+    )
+
+
+async def set_payment_method(conn: asyncpg.Connection, plan_id: str, pm_id: str) -> None:
+    await conn.execute(
+        "UPDATE installments.plans SET payment_method_id = $2 WHERE id = $1", plan_id, pm_id
+    )
+
+
+async def mark_accrued(conn: asyncpg.Connection, plan_id: str, seqs: Sequence[int]) -> None:
+    await conn.execute(
+        "UPDATE installments.installments SET interest_accrued = true "
+        "WHERE plan_id = $1 AND seq = ANY($2::smallint[])",
+        plan_id,
+        list(seqs),
+    )
+
+
+async def add_late_fees_total(conn: asyncpg.Connection, plan_id: str, amount: int) -> None:
+    await conn.execute(
+        "UPDATE installments.plans SET late_fees_total = late_fees_total + $2 WHERE id = $1",
+        plan_id,
+        amount,
+    )
+
+
+async def claim_plans(
+    conn: asyncpg.Connection, column: str, now: datetime, limit: int, statuses: Sequence[str]
+) -> list[str]:
+    """Plans whose `column` (a due time) has come, locked, skipping ones another worker holds."""
+    rows = await conn.fetch(
+        f"""
+        SELECT id FROM installments.plans
+        WHERE {column} <= $1 AND status = ANY($3::text[])
+        ORDER BY {column} LIMIT $2
+        FOR UPDATE SKIP LOCKED
+        """,
+        now,
+        limit,
+        list(statuses),
+    )
+    return [r["id"] for r in rows]
+
+
+async def earliest(
+    conn: asyncpg.Connection, column: str, statuses: Sequence[str]
+) -> datetime | None:
+    found: datetime | None = await conn.fetchval(
+        f"SELECT min({column}) FROM installments.plans WHERE status = ANY($1::text[])",
+        list(statuses),
+    )
+    return found
+
+
+async def earliest_unpaid_scheduled_due(conn: asyncpg.Connection) -> date | None:
+    """The oldest due date of a `scheduled` installment of an open plan (late-fee runs)."""
+    found: date | None = await conn.fetchval(
+        """
+        SELECT min(i.due_date) FROM installments.installments i
+        JOIN installments.plans p ON p.id = i.plan_id AND p.consumer_id = i.consumer_id
+        WHERE i.status = 'scheduled' AND p.status IN ('active', 'delinquent')
+        """
+    )
+    return found
+
+
+async def claim_plans_with_unpaid_due(
+    conn: asyncpg.Connection, due_on_or_before: date, limit: int
+) -> list[str]:
+    rows = await conn.fetch(
+        """
+        SELECT p.id FROM installments.plans p
+        WHERE p.status IN ('active', 'delinquent') AND EXISTS (
+            SELECT 1 FROM installments.installments i
+            WHERE i.plan_id = p.id AND i.consumer_id = p.consumer_id
+              AND i.status = 'scheduled' AND i.due_date <= $1
+        )
+        ORDER BY p.id LIMIT $2
+        FOR UPDATE SKIP LOCKED
+        """,
+        due_on_or_before,
+        limit,
+    )
+    return [r["id"] for r in rows]
+
+
+async def receivable_totals(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    """Per currency, what the open plans owe: principal, accrued interest, fees."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        """
+        SELECT p.currency,
+               coalesce(sum(i.principal - i.principal_paid), 0)::bigint AS principal,
+               coalesce(sum(i.interest - i.interest_paid)
+                        FILTER (WHERE i.interest_accrued), 0)::bigint AS interest,
+               coalesce(sum(i.fees - i.fees_paid), 0)::bigint AS fees
+        FROM installments.plans p
+        JOIN installments.installments i ON i.plan_id = p.id AND i.consumer_id = p.consumer_id
+        WHERE p.status IN ('active', 'delinquent') AND i.status IN ('scheduled', 'late')
+        GROUP BY p.currency
+        """
+    )
+    return rows

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time
 
 import asyncpg
 
+from bnpl import ledger
 from bnpl.installments import events, repository
 from bnpl.installments.domain import (
     Installment,
     InstallmentStatus,
+    LateFeeAssessment,
     PaymentAllocation,
     PlanKind,
     PlanStatus,
@@ -25,6 +27,8 @@ from bnpl.installments.domain import (
     allocate_refund,
     build_schedule,
     cancel_installments,
+    charge_off_date,
+    next_collection_date,
     outstanding_balance,
     pay_off,
     payoff_amount,
@@ -119,7 +123,11 @@ async def _save(
     *,
     refunded_amount: int | None = None,
 ) -> tuple[PlanRecord, Plan]:
-    """Persist the plan's new state (only the installments that changed)."""
+    """Persist the plan's new state (only the installments that changed).
+
+    It also books what changed on the receivable side (late fees added, fees and accrued
+    interest waived) and re-plans the plan's collections and charge-off date.
+    """
     changed = [
         new for old, new in zip(record.installments, installments, strict=True) if old != new
     ]
@@ -127,6 +135,7 @@ async def _save(
     refunded = record.refunded_amount if refunded_amount is None else refunded_amount
     if not changed and status is record.status and refunded == record.refunded_amount:
         return record, to_plan(record)  # e.g. a payment on a settled plan: nothing to write
+    await _book_receivable_changes(conn, record, installments, at)
     await repository.save_plan_state(
         conn,
         record.id,
@@ -145,7 +154,95 @@ async def _save(
         version=record.version + 1,
         installments=tuple(installments),
     )
+    saved = await replan_collections(conn, saved)
     return saved, to_plan(saved)
+
+
+async def _book_receivable_changes(
+    conn: asyncpg.Connection,
+    record: PlanRecord,
+    installments: Sequence[Installment],
+    at: datetime,
+) -> None:
+    """Fees only grow by a late fee and only shrink by a waiver; an installment's interest
+    only shrinks by a waiver. What was booked as receivable moves with them."""
+    fees_added = fees_waived = interest_waived = 0
+    for old, new in zip(record.installments, installments, strict=True):
+        fees_added += max(0, new.fees - old.fees)
+        fees_waived += max(0, old.fees - new.fees)
+        if old.seq in record.accrued:
+            interest_waived += max(0, old.interest - new.interest)
+    if fees_added:
+        await book(conn, record, "plan.late_fee", ledger.late_fee(fees_added), at)
+    if fees_waived or interest_waived:
+        await book(
+            conn,
+            record,
+            "plan.waiver",
+            ledger.waiver(interest=interest_waived, fees=fees_waived),
+            at,
+        )
+
+
+async def book(
+    conn: asyncpg.Connection,
+    record: PlanRecord,
+    kind: str,
+    lines: Sequence[ledger.Line],
+    at: datetime,
+    reference_id: str | None = None,
+) -> None:
+    """Post one of the plan's ledger entries."""
+    await ledger.post(
+        conn,
+        kind=kind,
+        reference_id=reference_id or record.id,
+        currency=record.currency,
+        lines=lines,
+        at=at,
+        consumer_id=record.consumer_id,
+        merchant_id=record.merchant_id,
+    )
+
+
+async def replan_collections(conn: asyncpg.Connection, record: PlanRecord) -> PlanRecord:
+    """When autopay next charges the plan and when it would be charged off.
+
+    A collection in progress keeps its own schedule (the collection run owns it); a closed
+    plan, or one whose autopay a hard decline blocked, has no collection planned.
+    """
+    open_plan = record.status in OPEN_STATUSES
+    due_at = record.collection_due_at
+    if record.collection_payment_id is None:
+        due_at = None
+        if open_plan and not record.autopay_blocked:
+            due = next_collection_date(record.installments, record.collection_exhausted_through)
+            due_at = midnight(due) if due is not None else None
+    charge_off = None
+    if record.status is PlanStatus.DELINQUENT:
+        day = charge_off_date(record.installments)
+        charge_off = midnight(day) if day is not None else None
+    if not open_plan:
+        due_at = None
+    if (due_at, charge_off) == (record.collection_due_at, record.charge_off_at):
+        return record
+    updated = replace(record, collection_due_at=due_at, charge_off_at=charge_off)
+    await repository.save_collection_state(
+        conn,
+        record.id,
+        collection_due_at=due_at,
+        collection_payment_id=updated.collection_payment_id,
+        collection_attempt=updated.collection_attempt,
+        collection_exhausted_through=updated.collection_exhausted_through,
+        autopay_blocked=updated.autopay_blocked,
+        charge_off_at=charge_off,
+    )
+    return updated
+
+
+def midnight(day: date) -> datetime:
+    """The start of a calendar day (due dates are UTC dates)."""
+    return datetime.combine(day, time.min, tzinfo=UTC)
 
 
 async def _status_event(
@@ -229,6 +326,9 @@ async def create_plan(
         version=1,
         installments=start_installments(schedule),
     )
+    if not kind.has_down_payment:
+        # (A pay_in_4's collections are planned when its down payment is applied, next.)
+        record = await replan_collections(conn, record)
     plan = to_plan(record)
     await events.plan_event(conn, events.PLAN_CREATED, plan, at)
     return plan
@@ -472,3 +572,62 @@ async def payoff_quote(conn: asyncpg.Connection, plan_id: str, today: date) -> P
         waived_interest=waived,
         as_of=today,
     )
+
+
+# --------------------------------------------------------------------------- late fees
+
+
+async def save_assessment(
+    conn: asyncpg.Connection,
+    record: PlanRecord,
+    assessment: LateFeeAssessment,
+    status: PlanStatus,
+    at: datetime,
+) -> Plan:
+    """Persist a late-fee assessment: installments late, fees added (and booked), the plan
+    delinquent; emits `installment.late` for each and `plan.delinquent` on the change."""
+    if assessment.fees_charged:
+        await repository.add_late_fees_total(conn, record.id, assessment.fees_charged)
+        record = replace(record, late_fees_total=record.late_fees_total + assessment.fees_charged)
+    before = {i.seq: i for i in record.installments}
+    _, plan = await _save(conn, record, assessment.installments, status, at)
+    by_seq = {i.seq: i for i in plan.installments}
+    for seq in assessment.newly_late:
+        new = next(i for i in assessment.installments if i.seq == seq)
+        await events.installment_late(conn, plan, by_seq[seq], new.fees - before[seq].fees, at)
+    await _status_event(conn, record.status, plan, at)
+    return plan
+
+
+async def charge_off(conn: asyncpg.Connection, record: PlanRecord, at: datetime) -> int:
+    """Charge the plan off: what the consumer still owes is written off the receivables.
+
+    Returns the principal written off (no longer counted against the consumer's limit).
+    """
+    principal = sum(i.unpaid_principal for i in record.installments if i.is_open)
+    interest = sum(
+        i.unpaid_interest for i in record.installments if i.is_open and i.seq in record.accrued
+    )
+    fees = sum(i.unpaid_fees for i in record.installments if i.is_open)
+    if principal or interest or fees:
+        await book(
+            conn,
+            record,
+            "plan.charged_off",
+            ledger.charge_off(principal=principal, interest=interest, fees=fees),
+            at,
+        )
+    cleared = replace(record, collection_payment_id=None, collection_attempt=0)
+    await repository.save_collection_state(
+        conn,
+        record.id,
+        collection_due_at=None,
+        collection_payment_id=None,
+        collection_attempt=0,
+        collection_exhausted_through=record.collection_exhausted_through,
+        autopay_blocked=record.autopay_blocked,
+        charge_off_at=None,
+    )
+    _, plan = await _save(conn, cleared, record.installments, PlanStatus.CHARGED_OFF, at)
+    await _status_event(conn, record.status, plan, at)
+    return principal

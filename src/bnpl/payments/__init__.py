@@ -11,20 +11,34 @@ Facade for the contexts that move money (checkout, installments):
 
 from __future__ import annotations
 
+from circuitbreaker import CircuitBreaker
+
 from bnpl.payments.domain import Failure, Payment, PaymentKind, PaymentStatus, Settlement
 from bnpl.payments.handlers import execute_refund_handler
 from bnpl.payments.repository import attach_to_plan, get_payment
+from bnpl.payments.schemas import PaymentOut
 from bnpl.payments.service import (
+    GatewayUnavailable,
     NothingToRefund,
+    cancel,
+    gateway_breaker,
     open_charge,
     open_refund,
+    reopen,
     run_charge,
     settle,
 )
 from bnpl.runtime import Runtime
 
 
+def breaker(rt: Runtime) -> CircuitBreaker:
+    """This process's circuit breaker around the card gateway."""
+    found: CircuitBreaker = rt.components["payments.breaker"]
+    return found
+
+
 def register(rt: Runtime) -> None:
+    rt.components["payments.breaker"] = gateway_breaker()
     rt.bus.subscribe(
         "payments.execute_refund", {"payment.refund_requested"}, execute_refund_handler(rt)
     )
@@ -32,16 +46,22 @@ def register(rt: Runtime) -> None:
 
 __all__ = [
     "Failure",
+    "GatewayUnavailable",
     "NothingToRefund",
     "Payment",
     "PaymentKind",
+    "PaymentOut",
     "PaymentStatus",
     "Settlement",
     "attach_to_plan",
+    "breaker",
+    "cancel",
+    "gateway_breaker",
     "get_payment",
     "open_charge",
     "open_refund",
     "register",
+    "reopen",
     "run_charge",
     "settle",
 ]

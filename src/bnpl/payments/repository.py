@@ -223,3 +223,15 @@ async def attach_to_plan(conn: asyncpg.Connection, payment_id: str, plan_id: str
         payment_id,
         plan_id,
     )
+
+
+async def set_status(
+    conn: asyncpg.Connection, payment_id: str, status: PaymentStatus, *, at: datetime
+) -> None:
+    await conn.execute(
+        "UPDATE payments.payments SET status = $2, next_attempt_at = NULL, updated_at = $3 "
+        "WHERE id = $1",
+        payment_id,
+        status.value,
+        at,
+    )

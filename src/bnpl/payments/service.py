@@ -8,9 +8,11 @@ commits `open_charge`/`open_refund` first (so the idempotency key is on record),
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 import asyncpg
+from circuitbreaker import CircuitBreaker, CircuitBreakerError
 from tenacity import AsyncRetrying, retry_if_result, stop_after_attempt, wait_exponential_jitter
 
 from bnpl.kit.clock import Clock
@@ -74,12 +76,55 @@ def _outcome_word(result: ChargeResult) -> str:
     }[result.outcome]
 
 
-async def _with_retries(call: object, clock: Clock, *, max_wait: float) -> Settlement:
+class GatewayUnavailable(Exception):
+    """The gateway's circuit breaker is open: nothing was sent; try again later."""
+
+
+class _Transient(Exception):
+    def __init__(self, result: ChargeResult) -> None:
+        super().__init__(result.code)
+        self.result = result
+
+
+def gateway_breaker(failure_threshold: int = 20, recovery_timeout: int = 30) -> CircuitBreaker:
+    """Opens after `failure_threshold` transient failures in a row; while open, charges are
+    not sent (collections wait for it to close instead of failing)."""
+    return CircuitBreaker(
+        failure_threshold=failure_threshold,
+        recovery_timeout=recovery_timeout,
+        expected_exception=_Transient,
+        name="card-gateway",
+    )
+
+
+async def _with_retries(
+    call: Callable[[], Awaitable[ChargeResult]],
+    clock: Clock,
+    *,
+    max_wait: float,
+    breaker: CircuitBreaker | None = None,
+) -> Settlement:
     """Run a gateway call, retrying transient failures with the same idempotency key."""
     attempts: list[Attempt] = []
 
+    async def guarded() -> ChargeResult:
+        result = await call()
+        if result.outcome is ChargeOutcome.TRANSIENT:
+            raise _Transient(result)
+        return result
+
     async def once() -> ChargeResult:
-        result: ChargeResult = await call()  # type: ignore[operator]
+        if breaker is None:
+            result = await call()
+        else:
+            try:
+                result = await breaker.call_async(guarded)
+            except _Transient as transient:
+                result = transient.result
+            except CircuitBreakerError as exc:
+                if not attempts:
+                    raise GatewayUnavailable(str(exc)) from exc
+                result = ChargeResult(ChargeOutcome.TRANSIENT, "circuit_open", None)
         attempts.append(
             Attempt(clock.now(), _outcome_word(result), result.code, result.gateway_reference)
         )
@@ -102,18 +147,34 @@ async def _with_retries(call: object, clock: Clock, *, max_wait: float) -> Settl
     )
 
 
+def attempt_key(payment: Payment, attempt: int) -> str:
+    """The gateway idempotency key of one attempt: a retry days later is a new charge, a
+    re-send of the same attempt (timeout, crash) reuses its key and is never charged twice."""
+    return f"{payment.gateway_key}.{attempt}"
+
+
 async def run_charge(
-    gateway: CardGateway, payment: Payment, clock: Clock, *, max_wait: float = 1.0
+    gateway: CardGateway,
+    payment: Payment,
+    clock: Clock,
+    *,
+    attempt: int = 1,
+    max_wait: float = 1.0,
+    breaker: CircuitBreaker | None = None,
 ) -> Settlement:
-    """Charge the payment's card at the gateway (no transaction may be open around this)."""
+    """Charge the payment's card at the gateway (no transaction may be open around this).
+
+    Raises `GatewayUnavailable` when the breaker is open and nothing was sent.
+    """
     if payment.gateway_token is None:
         raise ValueError("a charge needs a card token")
     token = payment.gateway_token
+    key = attempt_key(payment, attempt)
 
     async def call() -> ChargeResult:
-        return await gateway.charge(token, payment.amount, payment.currency, payment.gateway_key)
+        return await gateway.charge(token, payment.amount, payment.currency, key)
 
-    return await _with_retries(call, clock, max_wait=max_wait)
+    return await _with_retries(call, clock, max_wait=max_wait, breaker=breaker)
 
 
 async def settle(
@@ -249,3 +310,13 @@ async def execute_refund(
         final.succeeded, final.failure, final.code, final.gateway_reference, tuple(attempts)
     )
     return await settle(conn, payment, final, at=clock.now())
+
+
+async def reopen(conn: asyncpg.Connection, payment_id: str, *, at: datetime) -> None:
+    """A scheduled retry is being attempted: the payment is `processing` again."""
+    await repo.set_status(conn, payment_id, PaymentStatus.PROCESSING, at=at)
+
+
+async def cancel(conn: asyncpg.Connection, payment_id: str, *, at: datetime) -> None:
+    """Give up a payment that was waiting for a retry (the amount due changed)."""
+    await repo.set_status(conn, payment_id, PaymentStatus.CANCELED, at=at)

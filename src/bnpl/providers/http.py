@@ -159,6 +159,9 @@ class HttpBusinessVerifier:
 
 
 class HttpCreditBureau:
+    """The bureau's report API. `timeout` bounds each phase of the HTTP call; the caller
+    that needs a hard deadline on the whole call wraps it (`bureau.GuardedBureau`)."""
+
     def __init__(self, client: httpx.AsyncClient) -> None:
         self.client = client
 
@@ -191,8 +194,26 @@ class HttpCreditBureau:
             raise ProviderUnavailable(type(exc).__name__) from exc
         if r.status_code != 200:
             raise ProviderUnavailable(f"bureau answered {r.status_code}")
-        data = r.json()
-        return BureauReport(data["id"], bool(data["found"]), data.get("score"))
+        try:
+            data = r.json()
+            score = data.get("score")
+            report = BureauReport(
+                str(data["id"]), bool(data["found"]), None if score is None else int(score)
+            )
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ProviderUnavailable("malformed bureau answer") from exc
+        return report
+
+    async def sandbox_calls(self, subject_id: str | None = None) -> int:
+        """The sandbox bureau's own count of report requests (for one subject, or all)."""
+        params = {"subject_id": subject_id} if subject_id else None
+        try:
+            r = await self.client.get("/bureau/v1/calls", params=params)
+        except httpx.TransportError as exc:
+            raise ProviderUnavailable(type(exc).__name__) from exc
+        r.raise_for_status()
+        calls: int = r.json()["calls"]
+        return calls
 
 
 @dataclass

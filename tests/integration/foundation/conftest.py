@@ -61,9 +61,11 @@ class Probe:
 
 
 @asynccontextmanager
-async def running_probe(settings: Settings) -> AsyncIterator[Probe]:
-    """The platform app with the probe router, started (no background workers)."""
-    app = create_app(settings, Roles(workers=False))
+async def running_probe(
+    settings: Settings, roles: Roles = Roles(workers=False)
+) -> AsyncIterator[Probe]:
+    """The platform app with the probe router, started (no background workers by default)."""
+    app = create_app(settings, roles)
     app.include_router(probe.router)
     async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30):
         probe.install_resolvers(app)

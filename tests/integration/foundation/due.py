@@ -58,9 +58,7 @@ class DueItems:
         return len(rows)
 
     async def _run(self, conn: asyncpg.Connection, row: asyncpg.Record, now: datetime) -> None:
-        await conn.execute(
-            "UPDATE public.due_items SET done_at = $2 WHERE id = $1", row["id"], now
-        )
+        await conn.execute("UPDATE public.due_items SET done_at = $2 WHERE id = $1", row["id"], now)
         await conn.execute(
             "INSERT INTO public.due_runs (item_id, name, due_at, handed_now, clock_now, worker) "
             "VALUES ($1, $2, $3, $4, $5, $6)",

@@ -70,8 +70,12 @@ async def test_every_command_is_recorded_and_the_chain_verifies(
     for amount in (100, 200, 300):
         r = await probe_app.client.post(
             "/probe/widgets",
-            json={"amount": amount, "currency": "USD", "kind": "tent",
-                  "card_number": "4242424242424242"},
+            json={
+                "amount": amount,
+                "currency": "USD",
+                "kind": "tent",
+                "card_number": "4242424242424242",
+            },
             headers={**bearer(merchant_token(merchant_id)), "X-Request-Id": f"rid-{amount}"},
         )
         assert r.status_code == 201, r.text
@@ -92,8 +96,9 @@ async def test_every_command_is_recorded_and_the_chain_verifies(
     assert [x["entity_id"] for x in rest["data"]] == ids[2:]
     assert rest["has_more"] is False and rest["next_cursor"] is None
 
-    for entry, widget_id, amount in zip(page["data"] + rest["data"], ids, (100, 200, 300),
-                                        strict=True):
+    for entry, widget_id, amount in zip(
+        page["data"] + rest["data"], ids, (100, 200, 300), strict=True
+    ):
         assert entry["id"].startswith("aud_")
         assert entry["actor"] == actor
         assert entry["action"] == "probe.widget_created"
@@ -109,9 +114,7 @@ async def test_every_command_is_recorded_and_the_chain_verifies(
     assert body["records"] >= max(e["chain_index"] for e in page["data"] + rest["data"])
 
 
-async def test_a_broken_chain_is_reported_over_http(
-    scratch: Scratch, scratch_app: Probe
-) -> None:
+async def test_a_broken_chain_is_reported_over_http(scratch: Scratch, scratch_app: Probe) -> None:
     await write(scratch.db, 4)
     await seal_all(scratch.db)
     third = (await chain_of(scratch.db))[2]
@@ -172,9 +175,7 @@ async def test_plain_edits_and_deletes_are_refused(scratch: Scratch, sql: str) -
 async def test_unsealed_records_cannot_be_edited_either(scratch: Scratch) -> None:
     (record_id,) = await write(scratch.db, 1)
     with pytest.raises(asyncpg.RaiseError, match="append-only"):
-        await scratch.db.execute(
-            "UPDATE audit.records SET action = 'x' WHERE id = $1", record_id
-        )
+        await scratch.db.execute("UPDATE audit.records SET action = 'x' WHERE id = $1", record_id)
     with pytest.raises(asyncpg.RaiseError, match="append-only"):
         await scratch.db.execute("DELETE FROM audit.records WHERE id = $1", record_id)
     assert (await verify(scratch.db)).records == 1
@@ -304,9 +305,7 @@ async def test_concurrent_writers_and_sealers_make_one_chain(scratch: Scratch) -
     try:
         sealers = [asyncio.create_task(sealer(db)) for db in processes]
         verifiers = [asyncio.create_task(verifier(db)) for db in processes[:2]]
-        written = await asyncio.gather(
-            *(writer(db, f"w{i}") for i, db in enumerate(processes * 2))
-        )
+        written = await asyncio.gather(*(writer(db, f"w{i}") for i, db in enumerate(processes * 2)))
         done.set()
         await asyncio.gather(*sealers)
         checks = await asyncio.gather(*verifiers)

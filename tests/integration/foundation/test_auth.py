@@ -66,9 +66,7 @@ async def test_wrong_kind_of_principal_is_403(probe_app: Probe) -> None:
     for path, headers in cases:
         r = await probe_app.client.get(path, headers=headers)
         assert_problem(r, 403, "forbidden")
-    r = await probe_app.client.post(
-        "/v1/sandbox/clock", json={"advance": "PT1S"}, headers=merchant
-    )
+    r = await probe_app.client.post("/v1/sandbox/clock", json={"advance": "PT1S"}, headers=merchant)
     assert_problem(r, 403, "forbidden")
 
 

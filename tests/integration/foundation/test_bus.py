@@ -133,8 +133,9 @@ async def test_every_subscriber_gets_each_of_its_events_once(db: Database) -> No
     bus.subscribe("probe.b_only", ["probe.b"], recorder.handler("probe.b_only"))
     bus.subscribe("probe.keep", ["probe.a"], keep)
     async with running(bus):
-        a_ids = await emit(db, [("probe.a", "agg_1", 1), ("probe.a", "agg_2", 1)],
-                           merchant_id="mer_1")
+        a_ids = await emit(
+            db, [("probe.a", "agg_1", 1), ("probe.a", "agg_2", 1)], merchant_id="mer_1"
+        )
         b_ids = await emit(db, [("probe.b", "agg_1", 2), ("probe.other", "agg_1", 3)])
         await bus.drain(timeout=10)
         await bus.drain(timeout=10)  # nothing more happens

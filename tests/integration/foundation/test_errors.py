@@ -100,9 +100,7 @@ async def test_invalid_fields_are_422_with_field_errors_and_no_echo(
 
 
 async def test_missing_fields_are_each_reported(probe_app: Probe, merchant: dict[str, str]) -> None:
-    r = await probe_app.client.post(
-        "/probe/widgets", json={"card_number": CARD}, headers=merchant
-    )
+    r = await probe_app.client.post("/probe/widgets", json={"card_number": CARD}, headers=merchant)
     body = assert_problem(r, 422, "validation_error")
     assert {e["field"] for e in body["errors"]} == {"amount", "currency", "kind"}
     assert CARD not in r.text
@@ -124,9 +122,7 @@ async def test_bodies_that_are_not_objects_are_rejected(
     assert r.headers["content-type"].startswith(PROBLEM)
 
 
-async def test_invalid_query_parameters_are_422(
-    client: httpx.AsyncClient, settings: Any
-) -> None:
+async def test_invalid_query_parameters_are_422(client: httpx.AsyncClient, settings: Any) -> None:
     headers = bearer(settings.admin_token)
     for query in ("limit=0", "limit=101", "limit=ten", "entity_id=" + "x" * 65):
         r = await client.get(f"/v1/audit?{query}", headers=headers)

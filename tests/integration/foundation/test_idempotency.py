@@ -7,13 +7,17 @@ transaction (`command()`), so "exactly one row" is what a client must be able to
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 from typing import Any
 
 import httpx
 
+from bnpl.bootstrap import Roles
+from bnpl.config import Settings
+from bnpl.gateway.idempotency import request_hash
 from bnpl.kit.ids import new_id
-from tests.integration.foundation.conftest import Probe
+from tests.integration.foundation.conftest import Probe, Scratch, running_probe
 from tests.integration.foundation.probe import consumer_token, merchant_token
 from tests.support import assert_problem, bearer
 
@@ -77,10 +81,14 @@ async def test_same_key_same_body_replays_the_first_answer(probe_app: Probe) -> 
         assert again.headers["idempotent-replayed"] == "true"
         assert again.headers["content-type"] == "application/json"
     assert await client.rows() == 1
-    # the answer was stored with the change
+    # the answer was stored with the change, encrypted
     stored = await client.stored_key(k)
     assert stored["completed_at"] is not None
-    assert (stored["response_status"], bytes(stored["response_body"])) == (201, first.content)
+    assert stored["response_status"] == 201
+    sealed = bytes(stored["response_body"])
+    assert first.json()["id"].encode() not in sealed
+    store = probe_app.app.state.idempotency
+    assert store.cipher.open(sealed, aad=store.claim_for(client.owner, k).aad) == first.content
     audit = await probe_app.client.get(
         f"/v1/audit?entity_id={first.json()['id']}", headers=probe_app.operator
     )
@@ -209,3 +217,66 @@ async def test_invalid_credentials_never_touch_the_key_store(probe_app: Probe) -
         "SELECT count(*) FROM gateway.idempotency_keys WHERE key = $1", k
     )
     assert stored == 0
+
+
+async def test_a_key_expires_after_24_hours(probe_app: Probe) -> None:
+    client, k = Client.merchant(probe_app), key()
+    first = await client.post(widget(amount=100), k)
+    assert first.status_code == 201
+    await probe_app.rt.db.execute(
+        "UPDATE gateway.idempotency_keys SET created_at = now() - interval '25 hours' "
+        "WHERE owner = $1 AND key = $2",
+        client.owner,
+        k,
+    )
+    later = await client.post(widget(amount=200), k)  # not "reused": the old key is gone
+    assert later.status_code == 201, later.text
+    assert "idempotent-replayed" not in later.headers
+    assert await client.rows() == 2
+
+
+async def test_a_claim_abandoned_by_a_crashed_process_is_taken_over(probe_app: Probe) -> None:
+    """A process died between claiming the key and finishing: its transaction never
+    committed, so after the lock timeout a retry of the same request may run."""
+    client, k = Client.merchant(probe_app), key()
+    body = json.dumps(widget()).encode()
+    headers = {**client.headers, "Idempotency-Key": k, "Content-Type": "application/json"}
+    await probe_app.rt.db.execute(
+        "INSERT INTO gateway.idempotency_keys (owner, key, request_hash, locked_at) "
+        "VALUES ($1, $2, $3, now())",
+        client.owner,
+        k,
+        request_hash("POST", "/probe/widgets", body),
+    )
+    r = await probe_app.client.post("/probe/widgets", content=body, headers=headers)
+    assert_problem(r, 409, "idempotency_request_in_progress")
+    timeout = probe_app.settings.idempotency_lock_timeout_s
+    await probe_app.rt.db.execute(
+        "UPDATE gateway.idempotency_keys SET locked_at = now() - make_interval(secs => $3) "
+        "WHERE owner = $1 AND key = $2",
+        client.owner,
+        k,
+        float(timeout + 1),
+    )
+    other = json.dumps(widget(amount=1)).encode()
+    r = await probe_app.client.post("/probe/widgets", content=other, headers=headers)
+    assert_problem(r, 409, "idempotency_key_reused")  # only the same request takes over
+    r = await probe_app.client.post("/probe/widgets", content=body, headers=headers)
+    assert r.status_code == 201, r.text
+    assert await client.rows() == 1
+
+
+async def test_expired_keys_are_purged_by_the_workers(scratch: Scratch, settings: Settings) -> None:
+    await scratch.db.execute(
+        "INSERT INTO gateway.idempotency_keys (owner, key, request_hash, created_at) "
+        "VALUES ('mer_old', 'old', '\\x00', now() - interval '25 hours'), "
+        "       ('mer_new', 'new', '\\x00', now() - interval '23 hours')"
+    )
+    tuned = settings.model_copy(update={"database_url": scratch.dsn, "db_pool_max": 4})
+    async with running_probe(tuned, Roles(workers=True)):
+        for _ in range(100):
+            left = await scratch.db.fetch("SELECT key FROM gateway.idempotency_keys")
+            if len(left) == 1:
+                break
+            await asyncio.sleep(0.02)
+    assert [r["key"] for r in left] == ["new"]

@@ -7,13 +7,15 @@ on the same database after these); larger jumps happen on a database of the test
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 
 import httpx
 
+from bnpl.config import Settings
 from bnpl.kit.clock import Clock
 from bnpl.runtime import Runtime
-from tests.integration.foundation.conftest import Probe
+from tests.integration.foundation.conftest import Probe, Scratch, running_probe
 from tests.integration.foundation.due import DDL, DueItems, add_item, runs
 from tests.support import assert_problem, bearer
 
@@ -53,9 +55,7 @@ async def test_shared_clock_moves_forward_and_persists(
 
     target = rt.clock.now() + timedelta(minutes=5)
     now = answered_now(
-        await client.post(
-            "/v1/sandbox/clock", json={"to": target.isoformat()}, headers=operator
-        )
+        await client.post("/v1/sandbox/clock", json={"to": target.isoformat()}, headers=operator)
     )
     assert target <= now < target + CLOSE
 
@@ -146,3 +146,22 @@ async def test_invalid_moves_are_422(scratch_app: Probe) -> None:
         assert problem["errors"], (body, problem)
     assert scratch_app.rt.clock.now() - before < CLOSE
     assert (await fresh_clock(scratch_app.rt)).now() - before < CLOSE
+
+
+async def test_an_api_only_process_follows_the_clock_moved_elsewhere(
+    scratch: Scratch, settings: Settings
+) -> None:
+    """`bnpl serve` runs no scheduler loop; its clock must still pick up a move made by another
+    process (a worker, or another API pod)."""
+    tuned = settings.model_copy(
+        update={"database_url": scratch.dsn, "db_pool_max": 3, "scheduler_interval_s": 0.05}
+    )
+    async with running_probe(tuned) as api_only:
+        elsewhere = Clock()
+        async with scratch.db.connection() as conn:
+            moved = await elsewhere.move_to(conn, elsewhere.now() + timedelta(days=3))
+        for _ in range(100):
+            if api_only.rt.clock.now() >= moved:
+                break
+            await asyncio.sleep(0.02)
+        assert moved <= api_only.rt.clock.now() < moved + CLOSE

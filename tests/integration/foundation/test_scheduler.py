@@ -114,8 +114,9 @@ async def test_concurrent_advances_run_each_item_once(scratch: Scratch) -> None:
     await scratch.db.execute(DDL)
     second = await scratch.database()
     try:
-        (clock, _, one), (_, _, two) = await platform(scratch.db, "one"), await platform(
-            second, "two"
+        (clock, _, one), (_, _, two) = (
+            await platform(scratch.db, "one"),
+            await platform(second, "two"),
         )
         start = clock.now()
         for minutes in range(0, 24 * 60, 45):

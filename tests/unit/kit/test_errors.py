@@ -34,8 +34,12 @@ def test_problem_body_defaults_and_field_errors() -> None:
 
 
 def test_problem_error() -> None:
-    error = ProblemError(422, "invalid_card", "Card number fails the Luhn check.",
-                         [FieldError("card.number", "invalid")])
+    error = ProblemError(
+        422,
+        "invalid_card",
+        "Card number fails the Luhn check.",
+        [FieldError("card.number", "invalid")],
+    )
     assert str(error) == "422 invalid_card: Card number fails the Luhn check."
     assert error.body()["errors"] == [{"field": "card.number", "message": "invalid"}]
     assert isinstance(error, Exception)

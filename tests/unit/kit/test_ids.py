@@ -20,7 +20,23 @@ def test_shape() -> None:
 
 
 def test_every_public_prefix_of_the_domain_is_known() -> None:
-    domain = "mer key cus pm chk dec pln pay ref evt ntf whe whd stl aud".split()
+    domain = [
+        "mer",
+        "key",
+        "cus",
+        "pm",
+        "chk",
+        "dec",
+        "pln",
+        "pay",
+        "ref",
+        "evt",
+        "ntf",
+        "whe",
+        "whd",
+        "stl",
+        "aud",
+    ]
     assert set(domain) <= PREFIXES
 
 

@@ -1,5 +1,6 @@
-"""The sandbox simulators: a card gateway, an ID-verification (KYC) and a business-verification
-(KYB) provider, speaking HTTP like the real ones, with realistic latency and failures.
+"""The sandbox simulators: a card gateway, an ID-verification (KYC), a business-verification
+(KYB) and a credit-bureau provider, speaking HTTP like the real ones, with realistic latency
+and failures.
 
 Their state lives in PostgreSQL (schema `sandbox`), as a real provider's would live on its
 side, so it survives a restart of the platform's processes (the crash tests rely on that).
@@ -11,6 +12,7 @@ import asyncio
 import hashlib
 import random
 import secrets
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -279,11 +281,16 @@ def create_sandbox_app(db: Database, latency_ms: int = 20) -> FastAPI:
         reason = "business_not_verified" if "REJECT" in body.legal_name else None
         return await verification("kyb", body.subject_id, reason)
 
+    # Report requests received, per subject: how a test proves that an open circuit breaker
+    # kept the platform from calling at all. In memory: a counter, not provider state.
+    bureau_calls: Counter[str] = Counter()
+
     @app.post("/bureau/v1/reports")
     async def bureau_report(body: BureauRequest) -> JSONResponse:
         """A deterministic score per subject. Sandbox personas by last name: `Thinfile` is
         unknown to the bureau, `Risky` has a poor score (300), `Slowbureau` answers after 2 s,
         `Bureaudown` gets a 503. Everyone else scores well (740-820)."""
+        bureau_calls[body.subject_id] += 1
         if body.last_name == "Bureaudown":
             return _error(503, "unavailable", "The bureau is down.")
         if body.last_name == "Slowbureau":
@@ -295,6 +302,14 @@ def create_sandbox_app(db: Database, latency_ms: int = 20) -> FastAPI:
         if body.last_name == "Risky":
             score = 300
         return JSONResponse({"id": "bur_" + digest[:10].hex(), "found": found, "score": score})
+
+    @app.get("/bureau/v1/calls")
+    async def bureau_call_count(
+        subject_id: Annotated[str | None, Query(max_length=80)] = None,
+    ) -> dict[str, Any]:
+        """How many report requests the bureau received (for `subject_id`, or in all)."""
+        calls = bureau_calls[subject_id] if subject_id else sum(bureau_calls.values())
+        return {"subject_id": subject_id, "calls": calls}
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

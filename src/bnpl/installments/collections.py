@@ -1,0 +1,586 @@
+"""Collections: autopay on due dates, soft-decline retries, consumer payments and new cards.
+
+A collection is one payment per amount due, with one gateway attempt per try: on the due
+date, then 1, 3 and 7 days after it when the card is soft-declined. Every step commits its
+state BEFORE the gateway is called (the payment, its attempt number and so the attempt's
+idempotency key), and the plan holds a short lease while a charge is in flight. A worker
+killed at any point leaves either nothing sent (the lease runs out, the attempt is made) or
+an attempt in flight (re-sent with the same key, so the gateway answers what it did the
+first time): an installment is never charged twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Literal
+
+import asyncpg
+
+from bnpl import identity, ledger, payments
+from bnpl.installments import repository
+from bnpl.installments.domain import (
+    PlanStatus,
+    assess_late_fees,
+    collectible_due,
+    payoff_amount,
+    plan_status_for,
+    retry_date,
+)
+from bnpl.installments.models import PlanNotFound
+from bnpl.installments.repository import PlanRecord
+from bnpl.installments.service import (
+    OPEN_STATUSES,
+    apply_payment,
+    book,
+    charge_off,
+    midnight,
+    replan_collections,
+    save_assessment,
+)
+from bnpl.kit.db import Database
+from bnpl.kit.errors import conflict, not_found, unprocessable
+from bnpl.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+LEASE = timedelta(minutes=2)  # how long a claimed collection is left alone by other workers
+TRANSIENT_BACKOFF = timedelta(minutes=5)  # gateway unreachable: when to re-send the attempt
+HARD_DECLINE = payments.Failure.HARD
+SOFT_DECLINE = payments.Failure.SOFT
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A charge about to be sent: the payment, which attempt, and what it is for."""
+
+    plan_id: str
+    payment: payments.Payment
+    attempt: int
+    oldest_due: datetime
+
+
+async def _save_collection(conn: asyncpg.Connection, record: PlanRecord) -> PlanRecord:
+    await repository.save_collection_state(
+        conn,
+        record.id,
+        collection_due_at=record.collection_due_at,
+        collection_payment_id=record.collection_payment_id,
+        collection_attempt=record.collection_attempt,
+        collection_exhausted_through=record.collection_exhausted_through,
+        autopay_blocked=record.autopay_blocked,
+        charge_off_at=record.charge_off_at,
+    )
+    return record
+
+
+async def accrue_due_interest(
+    conn: asyncpg.Connection, record: PlanRecord, at: datetime, also: Sequence[int] = ()
+) -> PlanRecord:
+    """Book the interest of installments that fell due (or are being paid early) once."""
+    today = at.date()
+    seqs = [
+        i.seq
+        for i in record.installments
+        if i.interest > 0
+        and i.seq not in record.accrued
+        and i.status.is_open
+        and (i.due_date <= today or i.seq in also)
+    ]
+    if not seqs:
+        return record
+    amount = sum(i.interest for i in record.installments if i.seq in seqs)
+    await repository.mark_accrued(conn, record.id, seqs)
+    await book(conn, record, "plan.interest_due", ledger.interest_accrual(amount), at)
+    return replace(record, accrued=record.accrued | frozenset(seqs))
+
+
+# --------------------------------------------------------------------------- claiming
+
+
+async def _prepare(
+    conn: asyncpg.Connection, rt: Runtime, record: PlanRecord, now: datetime
+) -> Claim | None:
+    """Decide what to charge for one locked plan and record it; None if nothing to send."""
+    record = await accrue_due_interest(conn, record, now)
+    due = collectible_due(record.installments, now.date())
+    amount = sum(i.unpaid_amount for i in due)
+    current = (
+        await payments.get_payment(conn, record.collection_payment_id)
+        if record.collection_payment_id
+        else None
+    )
+    if current is not None and current.status is payments.PaymentStatus.PROCESSING:
+        # An attempt was sent (or was about to be) when its worker stopped: re-send it
+        # with the same key. The gateway answers what it did, and charges nothing twice.
+        await _save_collection(conn, replace(record, collection_due_at=now + LEASE))
+        return Claim(
+            record.id, current, record.collection_attempt, midnight(due[0].due_date) if due else now
+        )
+    if amount == 0:
+        if current is not None:
+            await payments.cancel(conn, current.id, at=now)
+        await _save_collection(
+            conn, replace(record, collection_payment_id=None, collection_attempt=0)
+        )
+        await replan_collections(conn, replace(record, collection_payment_id=None))
+        return None
+    token = await identity.payment_method_token(conn, record.consumer_id, record.payment_method_id)
+    if token is None:  # the card was removed: autopay waits for a new payment method
+        await _save_collection(
+            conn,
+            replace(
+                record,
+                autopay_blocked=True,
+                collection_due_at=None,
+                collection_payment_id=None,
+                collection_attempt=0,
+            ),
+        )
+        return None
+    if current is not None and current.amount == amount and current.gateway_token == token:
+        attempt = record.collection_attempt + 1
+        await payments.reopen(conn, current.id, at=now)
+        payment = current
+    else:
+        if current is not None:
+            await payments.cancel(conn, current.id, at=now)
+        attempt = 1
+        payment = await payments.open_charge(
+            conn,
+            kind=payments.PaymentKind.INSTALLMENT,
+            consumer_id=record.consumer_id,
+            amount=amount,
+            currency=record.currency,
+            payment_method_id=record.payment_method_id,
+            gateway_token=token,
+            plan_id=record.id,
+            at=now,
+        )
+    await _save_collection(
+        conn,
+        replace(
+            record,
+            collection_payment_id=payment.id,
+            collection_attempt=attempt,
+            collection_due_at=now + LEASE,
+        ),
+    )
+    return Claim(record.id, payment, attempt, midnight(due[0].due_date))
+
+
+async def claim_due(db: Database, rt: Runtime, now: datetime, limit: int) -> list[Claim]:
+    async with db.transaction() as conn:
+        plan_ids = await repository.claim_plans(
+            conn, "collection_due_at", now, limit, [s.value for s in OPEN_STATUSES]
+        )
+        claims = []
+        for plan_id in plan_ids:
+            record = await repository.lock_plan(conn, plan_id)
+            assert record is not None
+            claim = await _prepare(conn, rt, record, now)
+            if claim is not None:
+                claims.append(claim)
+    return claims
+
+
+# --------------------------------------------------------------------------- settling
+
+
+async def settle_claim(
+    conn: asyncpg.Connection,
+    rt: Runtime,
+    claim: Claim,
+    settlement: payments.Settlement | None,
+    now: datetime,
+    *,
+    kind: Literal["installment", "prepayment"] = "installment",
+) -> payments.PaymentStatus:
+    """Record one charge's outcome on the payment and the plan (None: the breaker was open)."""
+    record = await repository.lock_plan(conn, claim.plan_id)
+    assert record is not None
+    payment = await payments.get_payment(conn, claim.payment.id)
+    assert payment is not None
+    if payment.status is not payments.PaymentStatus.PROCESSING:
+        return payment.status  # already settled by another worker (same key, same answer)
+    if record.collection_payment_id != payment.id:
+        log.warning("collection payment no longer the plan's", extra={"payment": payment.id})
+    if settlement is None or settlement.failure is payments.Failure.TRANSIENT:
+        # Nothing known yet: re-send the same attempt later (same key, never twice).
+        if settlement is not None:
+            await payments.settle(conn, payment, settlement, at=now, merchant_id=record.merchant_id)
+        await _save_collection(conn, replace(record, collection_due_at=now + TRANSIENT_BACKOFF))
+        return payments.PaymentStatus.PROCESSING
+
+    cleared = replace(record, collection_payment_id=None, collection_attempt=0)
+    if settlement.succeeded:
+        status = await payments.settle(
+            conn, payment, settlement, at=now, merchant_id=record.merchant_id
+        )
+        await _save_collection(conn, cleared)
+        await apply_collected(conn, rt, cleared, payment, now, kind=kind)
+        return status
+
+    retry_at = None
+    if settlement.failure is SOFT_DECLINE and payment.kind is payments.PaymentKind.INSTALLMENT:
+        day = retry_date(claim.oldest_due.date(), claim.attempt)
+        retry_at = midnight(day) if day is not None else None
+    status = await payments.settle(
+        conn, payment, settlement, at=now, merchant_id=record.merchant_id, next_attempt_at=retry_at
+    )
+    if retry_at is not None:
+        await _save_collection(conn, replace(record, collection_due_at=retry_at))
+    elif settlement.failure is HARD_DECLINE:
+        await _save_collection(conn, replace(cleared, autopay_blocked=True, collection_due_at=None))
+    else:  # soft decline, attempts exhausted: wait for the next installment's due date
+        exhausted = replace(cleared, collection_exhausted_through=claim.oldest_due.date())
+        await _save_collection(conn, exhausted)
+        await replan_collections(conn, exhausted)
+    return status
+
+
+async def apply_collected(
+    conn: asyncpg.Connection,
+    rt: Runtime,
+    record: PlanRecord,
+    payment: payments.Payment,
+    now: datetime,
+    *,
+    kind: Literal["installment", "prepayment"],
+) -> None:
+    """Apply a succeeded charge to the plan and book it; pay back what the plan didn't owe."""
+    if record.status not in OPEN_STATUSES:
+        applied_principal = 0
+        unapplied = payment.amount  # the plan closed meanwhile (refund, void): pay it back
+    else:
+        application = await apply_payment(conn, record.id, payment.amount, at=now, kind=kind)
+        applied_principal = application.principal
+        unapplied = application.unapplied
+        if application.amount - unapplied:
+            await book(
+                conn,
+                record,
+                "payment.received",
+                ledger.consumer_payment(
+                    principal=application.principal,
+                    interest=application.interest,
+                    fees=application.fees,
+                ),
+                now,
+                reference_id=payment.id,
+            )
+        await _release(rt, conn, record, applied_principal)
+    if unapplied:
+        # Money the plan does not owe (it was paid or refunded meanwhile) goes straight back
+        # to the card; in and out of gateway clearing, it leaves no balance to book.
+        await payments.open_refund(
+            conn,
+            consumer_id=record.consumer_id,
+            plan_id=record.id,
+            checkout_id=None,
+            amount=unapplied,
+            currency=record.currency,
+            at=now,
+            merchant_id=record.merchant_id,
+        )
+
+
+async def _release(rt: Runtime, conn: asyncpg.Connection, record: PlanRecord, amount: int) -> None:
+    hook = rt.hooks.get("release_exposure")
+    if hook is not None and amount:
+        await hook(conn, record.consumer_id, amount)
+
+
+async def charge(rt: Runtime, claim: Claim) -> payments.Settlement | None:
+    try:
+        return await payments.run_charge(
+            rt.providers.gateway,
+            claim.payment,
+            rt.clock,
+            attempt=claim.attempt,
+            breaker=payments.breaker(rt),
+        )
+    except payments.GatewayUnavailable:
+        return None
+
+
+async def settle_all(
+    db: Database,
+    rt: Runtime,
+    claims: Sequence[Claim],
+    results: Sequence[payments.Settlement | None],
+    now: datetime,
+) -> None:
+    for claim, settlement in zip(claims, results, strict=True):
+        async with db.transaction() as conn:
+            await settle_claim(conn, rt, claim, settlement, now)
+
+
+@dataclass
+class CollectAutopay:
+    """`installments.collect`: charge the autopay card of every plan whose collection is due.
+
+    Claims a batch (row locks, SKIP LOCKED: several workers share the run), records each
+    charge, commits, sends the charges concurrently, then settles each in its own
+    transaction."""
+
+    rt: Runtime
+    concurrency: int = 64
+    name: str = "installments.collect"
+
+    async def next_due_at(self, db: Database) -> datetime | None:
+        async with db.connection() as conn:
+            return await repository.earliest(
+                conn, "collection_due_at", [s.value for s in OPEN_STATUSES]
+            )
+
+    async def run_due(self, db: Database, now: datetime, limit: int) -> int:
+        claims = await claim_due(db, self.rt, now, limit)
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def send(claim: Claim) -> payments.Settlement | None:
+            async with gate:
+                return await charge(self.rt, claim)
+
+        results = await asyncio.gather(*(send(c) for c in claims))
+        await settle_all(db, self.rt, claims, results, now)
+        return len(claims)
+
+
+# --------------------------------------------------------------------------- consumers
+
+
+async def _consumer_plan(conn: asyncpg.Connection, plan_id: str, consumer_id: str) -> PlanRecord:
+    record = await repository.lock_plan(conn, plan_id) if plan_id.startswith("pln_") else None
+    if record is None or record.consumer_id != consumer_id:
+        raise not_found("plan")
+    return record
+
+
+async def begin_consumer_payment(
+    conn: asyncpg.Connection,
+    *,
+    plan_id: str,
+    consumer_id: str,
+    kind: Literal["next_installment", "payoff"],
+    payment_method_id: str,
+    at: datetime,
+) -> Claim:
+    """Record a payment the consumer makes now: the next installment, or the payoff."""
+    record = await _consumer_plan(conn, plan_id, consumer_id)
+    if record.status not in OPEN_STATUSES:
+        raise conflict("nothing_due", "This plan is closed: nothing is due.")
+    current = (
+        await payments.get_payment(conn, record.collection_payment_id)
+        if record.collection_payment_id
+        else None
+    )
+    if current is not None and current.status is payments.PaymentStatus.PROCESSING:
+        raise conflict("payment_in_progress", "A payment of this plan is being processed.")
+    token = await identity.payment_method_token(conn, consumer_id, payment_method_id)
+    if token is None:
+        raise unprocessable(
+            "invalid_payment_method", "No such payment method.", "payment_method_id"
+        )
+    today = at.date()
+    if kind == "payoff":
+        amount = payoff_amount(record.installments, today)
+        due_seqs: list[int] = [
+            i.seq for i in record.installments if i.is_open and i.due_date <= today
+        ]
+    else:
+        next_open = next(
+            (i for i in record.installments if i.is_open and i.unpaid_amount > 0), None
+        )
+        amount = next_open.unpaid_amount if next_open is not None else 0
+        due_seqs = [next_open.seq] if next_open is not None else []
+    if amount <= 0:
+        raise conflict("nothing_due", "Nothing is due on this plan.")
+    record = await accrue_due_interest(conn, record, at, also=due_seqs)
+    if current is not None:  # a retry was waiting: this payment replaces it
+        await payments.cancel(conn, current.id, at=at)
+    payment = await payments.open_charge(
+        conn,
+        kind=payments.PaymentKind.PREPAYMENT
+        if kind == "payoff"
+        else payments.PaymentKind.INSTALLMENT,
+        consumer_id=consumer_id,
+        amount=amount,
+        currency=record.currency,
+        payment_method_id=payment_method_id,
+        gateway_token=token,
+        plan_id=record.id,
+        at=at,
+    )
+    # The plan holds the payment while it is in flight: autopay leaves the plan alone, and
+    # if this process dies the collection run re-sends this very attempt.
+    await _save_collection(
+        conn,
+        replace(
+            record,
+            collection_payment_id=payment.id,
+            collection_attempt=1,
+            collection_due_at=at + LEASE,
+        ),
+    )
+    return Claim(record.id, payment, 1, midnight(today))
+
+
+async def finish_consumer_payment(
+    conn: asyncpg.Connection,
+    rt: Runtime,
+    claim: Claim,
+    settlement: payments.Settlement | None,
+    at: datetime,
+) -> payments.Payment:
+    kind: Literal["installment", "prepayment"] = (
+        "prepayment" if claim.payment.kind is payments.PaymentKind.PREPAYMENT else "installment"
+    )
+    status = await settle_claim(conn, rt, claim, settlement, at, kind=kind)
+    if status is payments.PaymentStatus.FAILED:
+        # The consumer's own attempt failed: autopay goes on as it was planned.
+        record = await repository.lock_plan(conn, claim.plan_id)
+        assert record is not None
+        await _save_collection(
+            conn, replace(record, autopay_blocked=False) if record.autopay_blocked else record
+        )
+        await replan_collections(conn, replace(record, collection_payment_id=None))
+    payment = await payments.get_payment(conn, claim.payment.id)
+    assert payment is not None
+    return payment
+
+
+async def change_payment_method(
+    conn: asyncpg.Connection,
+    *,
+    plan_id: str,
+    consumer_id: str,
+    payment_method_id: str,
+    at: datetime,
+) -> PlanRecord:
+    """Set the plan's autopay card; anything overdue is attempted at once (the caller runs
+    the collection right after this commits)."""
+    record = await _consumer_plan(conn, plan_id, consumer_id)
+    if record.status not in OPEN_STATUSES:
+        raise conflict("plan_closed", "This plan is closed.")
+    token = await identity.payment_method_token(conn, consumer_id, payment_method_id)
+    if token is None:
+        raise unprocessable(
+            "invalid_payment_method", "No such payment method.", "payment_method_id"
+        )
+    await repository.set_payment_method(conn, record.id, payment_method_id)
+    current = (
+        await payments.get_payment(conn, record.collection_payment_id)
+        if record.collection_payment_id
+        else None
+    )
+    in_flight = current is not None and current.status is payments.PaymentStatus.PROCESSING
+    if current is not None and not in_flight:
+        await payments.cancel(conn, current.id, at=at)
+    updated = replace(
+        record,
+        payment_method_id=payment_method_id,
+        autopay_blocked=False,
+        collection_exhausted_through=None,
+        collection_payment_id=record.collection_payment_id if in_flight else None,
+        collection_attempt=record.collection_attempt if in_flight else 0,
+    )
+    await _save_collection(conn, updated)
+    return await replan_collections(conn, updated)
+
+
+async def collect_plan_now(rt: Runtime, plan_id: str, now: datetime) -> None:
+    """Run the autopay collection of one plan right away (after a new payment method)."""
+    async with rt.db.transaction() as conn:
+        record = await repository.lock_plan(conn, plan_id)
+        if record is None:
+            raise PlanNotFound(plan_id)
+        if (
+            record.status not in OPEN_STATUSES
+            or record.collection_due_at is None
+            or record.collection_due_at > now
+        ):
+            return
+        claim = await _prepare(conn, rt, record, now)
+    if claim is None:
+        return
+    settlement = await charge(rt, claim)
+    async with rt.db.transaction() as conn:
+        await settle_claim(conn, rt, claim, settlement, now)
+
+
+# --------------------------------------------------------------------------- late fees
+
+
+@dataclass
+class AssessLateFees:
+    """`installments.assess_late_fees`: an installment unpaid `grace` days after its due
+    date is late, gets one late fee (capped at 25% of the plan's principal), and its plan
+    becomes delinquent."""
+
+    grace_days: int = 10
+    fee: int = 700
+    cap_bps: int = 2500
+    name: str = "installments.assess_late_fees"
+
+    async def next_due_at(self, db: Database) -> datetime | None:
+        async with db.connection() as conn:
+            due = await repository.earliest_unpaid_scheduled_due(conn)
+        return midnight(due + timedelta(days=self.grace_days)) if due is not None else None
+
+    async def run_due(self, db: Database, now: datetime, limit: int) -> int:
+        cutoff = now.date() - timedelta(days=self.grace_days)
+        async with db.transaction() as conn:
+            plan_ids = await repository.claim_plans_with_unpaid_due(conn, cutoff, limit)
+            for plan_id in plan_ids:
+                record = await repository.lock_plan(conn, plan_id)
+                assert record is not None
+                record = await accrue_due_interest(conn, record, now)
+                assessment = assess_late_fees(
+                    record.installments,
+                    now.date(),
+                    record.original_principal,
+                    record.late_fees_total,
+                    grace_days=self.grace_days,
+                    fee=self.fee,
+                    cap_bps=self.cap_bps,
+                )
+                status = plan_status_for(assessment.installments, record.status)
+                await save_assessment(conn, record, assessment, status, now)
+        return len(plan_ids)
+
+
+@dataclass
+class ChargeOff:
+    """`installments.charge_off`: a plan 120 days past due is charged off; what the consumer
+    still owes is written off the receivables."""
+
+    rt: Runtime
+    name: str = "installments.charge_off"
+
+    async def next_due_at(self, db: Database) -> datetime | None:
+        async with db.connection() as conn:
+            return await repository.earliest(conn, "charge_off_at", [PlanStatus.DELINQUENT.value])
+
+    async def run_due(self, db: Database, now: datetime, limit: int) -> int:
+        async with db.transaction() as conn:
+            plan_ids = await repository.claim_plans(
+                conn, "charge_off_at", now, limit, [PlanStatus.DELINQUENT.value]
+            )
+            for plan_id in plan_ids:
+                record = await repository.lock_plan(conn, plan_id)
+                assert record is not None
+                record = await accrue_due_interest(conn, record, now)
+                if record.collection_payment_id:
+                    current = await payments.get_payment(conn, record.collection_payment_id)
+                    if (
+                        current is not None
+                        and current.status is payments.PaymentStatus.RETRY_SCHEDULED
+                    ):
+                        await payments.cancel(conn, current.id, at=now)
+                principal = await charge_off(conn, record, now)
+                await _release(self.rt, conn, record, principal)
+        return len(plan_ids)
