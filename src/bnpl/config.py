@@ -48,7 +48,9 @@ class Settings(BaseSettings):
     rate_limit_consumer: str = "20/second"
     rate_limit_failed_logins: str = "5/minute"
     idempotency_ttl_s: int = 24 * 3600
-    idempotency_lock_timeout_s: int = 60
+    # Longer than any request may run (the sandbox clock's longest advance is 280 s), so a
+    # claim is only ever taken over from a request that really died.
+    idempotency_lock_timeout_s: int = 300
     access_token_ttl_s: int = 900
     refresh_token_ttl_s: int = 30 * 24 * 3600
 

@@ -123,12 +123,7 @@ def package_of(name: str) -> str | None:
 
 # Known breaches, each with the reason it is tolerated for now. An entry that no longer
 # matches anything fails `test_exemptions_are_still_needed`, so the list only shrinks.
-EXEMPTIONS: dict[tuple[str, str], str] = {
-    ("bnpl.providers.sandbox.app", "bnpl.bootstrap"): (
-        "standalone_app() borrows bootstrap.database_url inside a function; it should call "
-        "bnpl.kit.embedded.start_embedded_postgres itself"
-    ),
-}
+EXEMPTIONS: dict[tuple[str, str], str] = {}
 
 
 def violations(

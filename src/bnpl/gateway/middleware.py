@@ -204,10 +204,17 @@ class GatewayMiddleware:
         return InvalidCredentials()
 
     async def _rate_limit(self, principal: Principal) -> Verdict | None:
-        if isinstance(principal, Merchant):
-            return await self.limiter().hit(self.merchant_rule, f"key:{principal.key_id}")
-        if isinstance(principal, Consumer):
-            return await self.limiter().hit(self.consumer_rule, f"consumer:{principal.consumer_id}")
+        """Count the request; a rate-limit store that is down lets traffic through (logged):
+        losing the limiter must not take the payment API down with it."""
+        try:
+            if isinstance(principal, Merchant):
+                return await self.limiter().hit(self.merchant_rule, f"key:{principal.key_id}")
+            if isinstance(principal, Consumer):
+                return await self.limiter().hit(
+                    self.consumer_rule, f"consumer:{principal.consumer_id}"
+                )
+        except Exception:
+            log.exception("rate limiter unavailable; request let through")
         return None
 
     async def _idempotent(

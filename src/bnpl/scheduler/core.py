@@ -86,7 +86,7 @@ class Scheduler:
         pending = [d for d in dues if d is not None]
         return min(pending) if pending else None
 
-    async def advance_to(self, target: datetime, timeout: float = 300.0) -> datetime:
+    async def advance_to(self, target: datetime, timeout: float = 280.0) -> datetime:
         """Move business time to `target`, running everything that falls due on the way.
 
         Work runs in due-time order: the clock stops at each due time in turn, the work due

@@ -24,6 +24,8 @@ from pydantic import BaseModel, Field
 
 from bnpl.config import Settings
 from bnpl.kit.db import Database
+from bnpl.kit.embedded import start_embedded_postgres
+from bnpl.kit.migrate import migrate
 from bnpl.providers.sandbox.cards import TEST_CARDS, Behaviour, brand_of, luhn_ok
 
 TIMEOUT_HOLD_S = 30.0
@@ -335,10 +337,8 @@ def _decline(code: str) -> JSONResponse:
 
 def standalone_app(settings: Settings) -> FastAPI:
     """The simulators as their own service (`bnpl sandbox`), with their own pool."""
-    from bnpl.bootstrap import database_url
-    from bnpl.kit.migrate import migrate
-
-    db = Database(database_url(settings), min_size=1, max_size=10)
+    dsn = settings.database_url or start_embedded_postgres(settings.pg_data_dir)
+    db = Database(dsn, min_size=1, max_size=10)
     app = create_sandbox_app(db, settings.sandbox_latency_ms)
 
     @asynccontextmanager
