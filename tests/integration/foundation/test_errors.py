@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
+from bnpl.config import Settings
 from bnpl.kit.ids import new_id
 from tests.integration.foundation.conftest import Probe
 from tests.integration.foundation.probe import merchant_token
@@ -122,7 +123,9 @@ async def test_bodies_that_are_not_objects_are_rejected(
     assert r.headers["content-type"].startswith(PROBLEM)
 
 
-async def test_invalid_query_parameters_are_422(client: httpx.AsyncClient, settings: Any) -> None:
+async def test_invalid_query_parameters_are_422(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
     headers = bearer(settings.admin_token)
     for query in ("limit=0", "limit=101", "limit=ten", "entity_id=" + "x" * 65):
         r = await client.get(f"/v1/audit?{query}", headers=headers)

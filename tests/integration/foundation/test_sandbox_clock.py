@@ -42,7 +42,7 @@ async def fresh_clock(rt: Runtime) -> Clock:
 
 
 async def test_shared_clock_moves_forward_and_persists(
-    client: httpx.AsyncClient, rt: Runtime, settings: object
+    client: httpx.AsyncClient, rt: Runtime
 ) -> None:
     operator = bearer(rt.settings.admin_token)
     before = rt.clock.now()
