@@ -27,6 +27,7 @@ NAMES: tuple[str, ...] = (
     "payments",
     "checkout",
     "audit",
+    "messaging",
     "ledger",
     "sandbox",
 )

@@ -1,0 +1,109 @@
+"""`GET /v1/events`: the public events, for merchants (their own) and operators (all)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Final
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel
+
+from bnpl.gateway import Merchant, OperatorOrMerchantP, runtime
+from bnpl.kit.errors import not_found
+from bnpl.kit.pagination import Page, PageParams, make_page, page_params
+
+router = APIRouter(tags=["events"])
+
+# The public event types (API.md, "Events", and a few more); everything else on the bus is
+# an internal message between contexts and is never shown.
+PUBLIC_TYPES: Final = frozenset(
+    {
+        "merchant.activated",
+        "merchant.rejected",
+        "merchant.suspended",
+        "merchant.reactivated",
+        "consumer.kyc_verified",
+        "consumer.kyc_rejected",
+        "checkout.created",
+        "checkout.authorized",
+        "checkout.declined",
+        "checkout.captured",
+        "checkout.voided",
+        "checkout.expired",
+        "checkout.refunded",
+        "plan.created",
+        "plan.delinquent",
+        "plan.reactivated",
+        "plan.paid_off",
+        "plan.refunded",
+        "plan.canceled",
+        "plan.charged_off",
+        "installment.paid",
+        "installment.late",
+        "payment.succeeded",
+        "payment.failed",
+        "settlement.created",
+        "settlement.paid",
+    }
+)
+
+
+class EventOut(BaseModel):
+    id: str
+    type: str
+    created_at: datetime
+    data: dict[str, Any]
+
+
+def _shape(row: Any) -> EventOut:
+    return EventOut(
+        id=row["event_id"], type=row["type"], created_at=row["occurred_at"], data=row["data"]
+    )
+
+
+@router.get("/v1/events", response_model=Page[EventOut])
+async def list_events(
+    request: Request,
+    who: OperatorOrMerchantP,
+    page: Annotated[PageParams, Depends(page_params)],
+    type: Annotated[str | None, Query(max_length=100)] = None,
+) -> Page[EventOut]:
+    merchant_id = who.merchant_id if isinstance(who, Merchant) else None
+    types = sorted(PUBLIC_TYPES if type is None else PUBLIC_TYPES & {type})
+    db = runtime(request).db
+    after = 0
+    if page.starting_after:
+        after = (
+            await db.fetchval(
+                "SELECT id FROM messaging.events WHERE event_id = $1", page.starting_after
+            )
+            or 0
+        )
+    rows = await db.fetch(
+        """
+        SELECT id, event_id, type, occurred_at, data FROM messaging.events
+        WHERE id > $1 AND type = ANY($2::text[]) AND ($3::text IS NULL OR merchant_id = $3)
+        ORDER BY id LIMIT $4
+        """,
+        after,
+        types,
+        merchant_id,
+        page.limit + 1,
+    )
+    return make_page(rows, page.limit, _shape, lambda r: r["event_id"])
+
+
+@router.get("/v1/events/{event_id}", response_model=EventOut)
+async def get_event(event_id: str, request: Request, who: OperatorOrMerchantP) -> EventOut:
+    row = await runtime(request).db.fetchrow(
+        "SELECT event_id, type, occurred_at, data, merchant_id FROM messaging.events "
+        "WHERE event_id = $1",
+        event_id,
+    )
+    if (
+        row is None
+        or row["type"] not in PUBLIC_TYPES
+        or (isinstance(who, Merchant) and row["merchant_id"] != who.merchant_id)
+    ):
+        raise not_found("event")
+    return _shape(row)
