@@ -130,20 +130,22 @@ async def confirm_checkout(
         checkout = await service.finish_confirm(
             cmd.conn, rt, checkout_id=checkout_id, settlement=settlement, at=cmd.at
         )
-        if checkout.status is CheckoutStatus.CONFIRMING:
-            raise ProblemError(
-                503,
-                "payment_processing",
-                "The gateway did not confirm the down payment yet; the checkout will be "
-                "authorized or declined shortly.",
-                headers={"Retry-After": "60"},
+        if checkout.status is not CheckoutStatus.CONFIRMING:
+            return await cmd.respond(
+                200,
+                await _out(cmd.conn, checkout),
+                action=f"checkout.{checkout.status.value}",
+                entity_id=checkout_id,
             )
-        return await cmd.respond(
-            200,
-            await _out(cmd.conn, checkout),
-            action=f"checkout.{checkout.status.value}",
-            entity_id=checkout_id,
-        )
+    # Still in flight: the attempts made (the money may have moved) and the resume time are
+    # committed above; only then is the client told to come back.
+    raise ProblemError(
+        503,
+        "payment_processing",
+        "The gateway did not confirm the down payment yet; the checkout will be "
+        "authorized or declined shortly.",
+        headers={"Retry-After": "60"},
+    )
 
 
 @router.post("/v1/checkouts/{checkout_id}/capture", response_model=CheckoutOut)

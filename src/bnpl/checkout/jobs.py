@@ -1,4 +1,8 @@
-"""Checkout's time-driven work: expiries, and confirmations interrupted by a crash."""
+"""Checkout's time-driven work: expiries, and confirmations interrupted by a crash.
+
+Each change is audited with the actor `system` (DOMAIN.md, "Audit": every state change and
+money movement, not only those a request makes).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,9 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bnpl import payments
+import asyncpg
+
+from bnpl import audit, payments
 from bnpl.checkout import events
 from bnpl.checkout import repository as repo
 from bnpl.checkout.domain import CheckoutStatus
@@ -35,6 +41,7 @@ class ExpireOpenCheckouts:
             for checkout_id in ids:
                 checkout = await repo.update(conn, checkout_id, now, status=CheckoutStatus.EXPIRED)
                 await events.emit(conn, events.EXPIRED, checkout, at=now)
+                await _audit(conn, checkout_id, events.EXPIRED, now)
         return len(ids)
 
 
@@ -59,6 +66,7 @@ class ExpireAuthorizations:
                 checkout = await repo.get(conn, checkout_id)
                 assert checkout is not None
                 await cancel_authorization(conn, checkout, status=CheckoutStatus.EXPIRED, at=now)
+                await _audit(conn, checkout_id, events.EXPIRED, now)
         return len(ids)
 
 
@@ -92,7 +100,16 @@ class ResumeConfirmations:
                 self.rt.providers.gateway, payment, self.rt.clock
             )
             async with db.transaction() as conn:
-                await finish_confirm(
+                current = await repo.get(conn, checkout.id, lock=True)
+                if current is None or current.status is not CheckoutStatus.CONFIRMING:
+                    continue  # the request finished it meanwhile (and audited it)
+                done = await finish_confirm(
                     conn, self.rt, checkout_id=checkout.id, settlement=settlement, at=now
                 )
+                if done.status is not CheckoutStatus.CONFIRMING:
+                    await _audit(conn, checkout.id, f"checkout.{done.status.value}", now)
         return len(leased)
+
+
+async def _audit(conn: asyncpg.Connection, checkout_id: str, action: str, at: datetime) -> None:
+    await audit.record(conn, actor="system", action=action, entity_id=checkout_id, at=at)

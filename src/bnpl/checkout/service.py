@@ -164,6 +164,10 @@ async def begin_confirm(
             date_of_birth=facts.date_of_birth,
             consumer_since=facts.created_at,
             has_delinquent_plan=await installments.has_delinquent_plan(conn, consumer_id),
+            # The bureau is asked by name when its cached report is missing or stale.
+            first_name=facts.first_name,
+            last_name=facts.last_name,
+            country=facts.country,
         ),
         at=at,
     )
@@ -518,7 +522,9 @@ async def refund(
     at: datetime,
 ) -> Refund:
     checkout = await _merchants_checkout(conn, checkout_id, merchant_id)
-    if not checkout.status.refundable:
+    # A fully refunded checkout was captured: what it lacks is a refundable amount (422
+    # below), not a capture. Only checkouts never captured are 409.
+    if checkout.captured_amount is None:
         raise conflict("checkout_not_captured", "Only a captured checkout can be refunded.")
     if amount > checkout.refundable_amount:
         raise unprocessable(
