@@ -21,6 +21,15 @@ Rules this context decides (DOMAIN.md leaves them open):
 - A payment larger than what the plan owes is never over-applied: the excess comes back
   as ``unapplied``. A ``prepayment`` of at least the payoff amount settles the plan and
   waives the interest of installments not yet due.
+- Autopay charges, on each due date, everything then due (overdue amounts and fees too).
+  A soft decline is retried 1, 3 and 7 days after the due date that collection is for (the
+  newest it covers), by date: at most four automatic attempts per due date, never a burst.
+  Then autopay waits for the next due date.
+- A payment the consumer makes (next installment, payoff) is never retried automatically, and
+  its failure leaves autopay as it was (a hard decline of the consumer's chosen card does not
+  block, nor unblock, the plan's autopay).
+- A charged-off plan's written-off principal no longer counts against the consumer's credit
+  limit, but the charged-off plan itself declines new purchases (``delinquent_account``).
 """
 
 import asyncpg

@@ -15,7 +15,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Literal
 
 import asyncpg
@@ -23,6 +23,7 @@ import asyncpg
 from bnpl import identity, ledger, payments
 from bnpl.installments import repository
 from bnpl.installments.domain import (
+    Installment,
     PlanStatus,
     assess_late_fees,
     collectible_due,
@@ -47,7 +48,7 @@ from bnpl.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-LEASE = timedelta(minutes=2)  # how long a claimed collection is left alone by other workers
+LEASE = timedelta(minutes=2)  # consumer payments: how long other workers leave the plan alone
 TRANSIENT_BACKOFF = timedelta(minutes=5)  # gateway unreachable: when to re-send the attempt
 HARD_DECLINE = payments.Failure.HARD
 SOFT_DECLINE = payments.Failure.SOFT
@@ -55,12 +56,20 @@ SOFT_DECLINE = payments.Failure.SOFT
 
 @dataclass(frozen=True)
 class Claim:
-    """A charge about to be sent: the payment, which attempt, and what it is for."""
+    """A charge about to be sent: the payment, which attempt, and what it is for.
+
+    `due_through` is the latest due date the charge covers: soft-decline retries count from
+    it, and its automatic attempts are exhausted through it. `autopay` is False for a payment
+    the consumer makes (never retried automatically; it leaves autopay as it was, resuming at
+    `resume_at`).
+    """
 
     plan_id: str
     payment: payments.Payment
     attempt: int
-    oldest_due: datetime
+    due_through: date
+    autopay: bool = True
+    resume_at: datetime | None = None
 
 
 async def _save_collection(conn: asyncpg.Connection, record: PlanRecord) -> PlanRecord:
@@ -105,6 +114,7 @@ async def _prepare(
     conn: asyncpg.Connection, rt: Runtime, record: PlanRecord, now: datetime
 ) -> Claim | None:
     """Decide what to charge for one locked plan and record it; None if nothing to send."""
+    lease = timedelta(seconds=rt.settings.collection_lease_s)
     record = await accrue_due_interest(conn, record, now)
     due = collectible_due(record.installments, now.date())
     amount = sum(i.unpaid_amount for i in due)
@@ -116,9 +126,15 @@ async def _prepare(
     if current is not None and current.status is payments.PaymentStatus.PROCESSING:
         # An attempt was sent (or was about to be) when its worker stopped: re-send it
         # with the same key. The gateway answers what it did, and charges nothing twice.
-        await _save_collection(conn, replace(record, collection_due_at=now + LEASE))
+        await _save_collection(conn, replace(record, collection_due_at=now + lease))
+        # A consumer's own payment (a payoff, or with a card other than the plan's) keeps its
+        # rules when resumed: never retried automatically, autopay left as it is.
+        autopay = (
+            current.kind is payments.PaymentKind.INSTALLMENT
+            and current.payment_method_id == record.payment_method_id
+        )
         return Claim(
-            record.id, current, record.collection_attempt, midnight(due[0].due_date) if due else now
+            record.id, current, record.collection_attempt, _due_through(due, now), autopay=autopay
         )
     if amount == 0:
         if current is not None:
@@ -166,10 +182,15 @@ async def _prepare(
             record,
             collection_payment_id=payment.id,
             collection_attempt=attempt,
-            collection_due_at=now + LEASE,
+            collection_due_at=now + lease,
         ),
     )
-    return Claim(record.id, payment, attempt, midnight(due[0].due_date))
+    return Claim(record.id, payment, attempt, _due_through(due, now))
+
+
+def _due_through(due: Sequence[Installment], now: datetime) -> date:
+    """The latest due date among what a collection charges (the due date it is for)."""
+    return max((i.due_date for i in due), default=now.date())
 
 
 async def claim_due(db: Database, rt: Runtime, now: datetime, limit: int) -> list[Claim]:
@@ -196,14 +217,16 @@ async def settle_claim(
     claim: Claim,
     settlement: payments.Settlement | None,
     now: datetime,
-    *,
-    kind: Literal["installment", "prepayment"] = "installment",
 ) -> payments.PaymentStatus:
     """Record one charge's outcome on the payment and the plan (None: the breaker was open)."""
     record = await repository.lock_plan(conn, claim.plan_id)
     assert record is not None
     payment = await payments.get_payment(conn, claim.payment.id)
     assert payment is not None
+    # From the payment itself, so a payoff resumed after a crash is still applied as one.
+    kind: Literal["installment", "prepayment"] = (
+        "prepayment" if payment.kind is payments.PaymentKind.PREPAYMENT else "installment"
+    )
     if payment.status is not payments.PaymentStatus.PROCESSING:
         return payment.status  # already settled by another worker (same key, same answer)
     if record.collection_payment_id != payment.id:
@@ -224,9 +247,27 @@ async def settle_claim(
         await apply_collected(conn, rt, cleared, payment, now, kind=kind)
         return status
 
+    if not claim.autopay:
+        # The consumer's own payment failed: nothing is retried, and autopay goes on as it
+        # was planned (a decline of the card the consumer chose says nothing of the plan's).
+        status = await payments.settle(
+            conn, payment, settlement, at=now, merchant_id=record.merchant_id
+        )
+        await _save_collection(conn, cleared)
+        replanned = await replan_collections(conn, cleared)
+        resume = claim.resume_at
+        if (
+            resume is not None
+            and replanned.collection_due_at is not None
+            and replanned.collection_due_at < resume
+        ):
+            # A retry was waiting for a later day: it keeps its day.
+            await _save_collection(conn, replace(replanned, collection_due_at=resume))
+        return status
+
     retry_at = None
     if settlement.failure is SOFT_DECLINE and payment.kind is payments.PaymentKind.INSTALLMENT:
-        day = retry_date(claim.oldest_due.date(), claim.attempt)
+        day = retry_date(claim.due_through, now.date())
         retry_at = midnight(day) if day is not None else None
     status = await payments.settle(
         conn, payment, settlement, at=now, merchant_id=record.merchant_id, next_attempt_at=retry_at
@@ -236,7 +277,7 @@ async def settle_claim(
     elif settlement.failure is HARD_DECLINE:
         await _save_collection(conn, replace(cleared, autopay_blocked=True, collection_due_at=None))
     else:  # soft decline, attempts exhausted: wait for the next installment's due date
-        exhausted = replace(cleared, collection_exhausted_through=claim.oldest_due.date())
+        exhausted = replace(cleared, collection_exhausted_through=claim.due_through)
         await _save_collection(conn, exhausted)
         await replan_collections(conn, exhausted)
     return status
@@ -310,25 +351,53 @@ async def charge(rt: Runtime, claim: Claim) -> payments.Settlement | None:
 async def settle_all(
     db: Database,
     rt: Runtime,
-    claims: Sequence[Claim],
-    results: Sequence[payments.Settlement | None],
+    outcomes: Sequence[tuple[Claim, payments.Settlement | None]],
     now: datetime,
 ) -> None:
-    for claim, settlement in zip(claims, results, strict=True):
+    """Settle gateway answers, several in one transaction (one commit, not one per charge).
+
+    In a consistent lock order (by consumer: the exposure rows), so concurrent settlers never
+    deadlock. If any of them fails, the transaction is rolled back and each is settled on its
+    own; one that still fails stays `processing` under its lease, to be re-sent with the same
+    key and settled by a later run.
+    """
+    ordered = sorted(outcomes, key=lambda o: (o[0].payment.consumer_id, o[0].plan_id))
+    try:
         async with db.transaction() as conn:
-            await settle_claim(conn, rt, claim, settlement, now)
+            for claim, settlement in ordered:
+                await settle_claim(conn, rt, claim, settlement, now)
+        return
+    except Exception:
+        if len(ordered) == 1:
+            log.exception("settling a collection failed", extra={"plan": ordered[0][0].plan_id})
+            return
+        log.warning("settling a batch of collections failed; settling them one by one")
+    for claim, settlement in ordered:
+        try:
+            async with db.transaction() as conn:
+                await settle_claim(conn, rt, claim, settlement, now)
+        except Exception:
+            log.exception("settling a collection failed", extra={"plan": claim.plan_id})
+
+
+CLAIM_CHUNK = 50  # plans claimed (and their charges recorded) per transaction
+SETTLE_CHUNK = 50  # gateway answers settled per transaction
+SETTLERS = 3  # transactions settling at once
 
 
 @dataclass
 class CollectAutopay:
     """`installments.collect`: charge the autopay card of every plan whose collection is due.
 
-    Claims a batch (row locks, SKIP LOCKED: several workers share the run), records each
-    charge, commits, sends the charges concurrently, then settles each in its own
-    transaction."""
+    A pipeline over one batch of `limit` plans. Claim a chunk (row locks, SKIP LOCKED:
+    several workers share the run), record each charge and commit; send the chunk's charges
+    (at most `concurrency` in flight) while the next chunk is claimed; settle the answers as
+    they arrive, a few dozen per transaction. Every charge is committed before it is sent,
+    and settled in a later transaction: a crash anywhere is resumed with the same keys.
+    """
 
     rt: Runtime
-    concurrency: int = 64
+    concurrency: int | None = None  # None: `collection_concurrency` of the settings
     name: str = "installments.collect"
 
     async def next_due_at(self, db: Database) -> datetime | None:
@@ -338,16 +407,61 @@ class CollectAutopay:
             )
 
     async def run_due(self, db: Database, now: datetime, limit: int) -> int:
-        claims = await claim_due(db, self.rt, now, limit)
-        gate = asyncio.Semaphore(self.concurrency)
+        concurrency = self.concurrency or self.rt.settings.collection_concurrency
+        gate = asyncio.Semaphore(concurrency)
+        answers: asyncio.Queue[tuple[Claim, payments.Settlement | None] | None] = asyncio.Queue()
+        unsent = 0  # claimed and committed, not yet at the gateway
+        room = asyncio.Condition()
 
-        async def send(claim: Claim) -> payments.Settlement | None:
-            async with gate:
-                return await charge(self.rt, claim)
+        async def send(claim: Claim) -> None:
+            nonlocal unsent
+            try:
+                async with gate:
+                    async with room:
+                        unsent -= 1
+                        room.notify_all()
+                    answer = await charge(self.rt, claim)
+            except Exception:
+                # Sent or not, unknown: settled as "no answer", re-sent later with its key.
+                log.exception("charging a collection failed", extra={"plan": claim.plan_id})
+                answer = None
+            answers.put_nowait((claim, answer))
 
-        results = await asyncio.gather(*(send(c) for c in claims))
-        await settle_all(db, self.rt, claims, results, now)
-        return len(claims)
+        async def settle() -> None:
+            while (first := await answers.get()) is not None:
+                chunk = [first]
+                while len(chunk) < SETTLE_CHUNK and not answers.empty():
+                    more = answers.get_nowait()
+                    if more is None:
+                        answers.put_nowait(None)  # the end, for the other settlers
+                        break
+                    chunk.append(more)
+                await settle_all(db, self.rt, chunk, now)
+            answers.put_nowait(None)
+
+        def has_room() -> bool:
+            return unsent < concurrency
+
+        claimed = 0
+        sending: list[asyncio.Task[None]] = []
+        settlers = [asyncio.create_task(settle()) for _ in range(SETTLERS)]
+        try:
+            while claimed < limit:
+                async with room:  # claim ahead only as far as the gateway keeps up
+                    await room.wait_for(has_room)
+                claims = await claim_due(db, self.rt, now, min(CLAIM_CHUNK, limit - claimed))
+                claimed += len(claims)
+                unsent += len(claims)
+                sending += [asyncio.create_task(send(c)) for c in claims]
+                if len(claims) < CLAIM_CHUNK:
+                    break
+            await asyncio.gather(*sending)
+            answers.put_nowait(None)
+            await asyncio.gather(*settlers)
+        finally:
+            for task in (*sending, *settlers):
+                task.cancel()
+        return claimed
 
 
 # --------------------------------------------------------------------------- consumers
@@ -426,7 +540,7 @@ async def begin_consumer_payment(
             collection_due_at=at + LEASE,
         ),
     )
-    return Claim(record.id, payment, 1, midnight(today))
+    return Claim(record.id, payment, 1, today, autopay=False, resume_at=record.collection_due_at)
 
 
 async def finish_consumer_payment(
@@ -436,18 +550,7 @@ async def finish_consumer_payment(
     settlement: payments.Settlement | None,
     at: datetime,
 ) -> payments.Payment:
-    kind: Literal["installment", "prepayment"] = (
-        "prepayment" if claim.payment.kind is payments.PaymentKind.PREPAYMENT else "installment"
-    )
-    status = await settle_claim(conn, rt, claim, settlement, at, kind=kind)
-    if status is payments.PaymentStatus.FAILED:
-        # The consumer's own attempt failed: autopay goes on as it was planned.
-        record = await repository.lock_plan(conn, claim.plan_id)
-        assert record is not None
-        await _save_collection(
-            conn, replace(record, autopay_blocked=False) if record.autopay_blocked else record
-        )
-        await replan_collections(conn, replace(record, collection_payment_id=None))
+    await settle_claim(conn, rt, claim, settlement, at)
     payment = await payments.get_payment(conn, claim.payment.id)
     assert payment is not None
     return payment

@@ -796,11 +796,18 @@ def next_collection_date(
     return dates[0] if dates else None
 
 
-def retry_date(due: date, attempts_made: int) -> date | None:
-    """When to retry a soft-declined collection after `attempts_made` attempts, or None."""
-    if attempts_made < 1 or attempts_made > len(SOFT_DECLINE_RETRY_DAYS):
-        return None
-    return due + timedelta(days=SOFT_DECLINE_RETRY_DAYS[attempts_made - 1])
+def retry_date(due: date, today: date) -> date | None:
+    """When to retry a soft-declined collection of what fell due on `due`, after an attempt
+    on `today`: the first retry day (due + 1, 3, 7 days) still ahead, or None (exhausted).
+
+    By date, not by attempts counted: a collection that started late (a new installment
+    fell due, the amount changed, a worker was down) never catches up in a burst.
+    """
+    for days in SOFT_DECLINE_RETRY_DAYS:
+        day = due + timedelta(days=days)
+        if day > today:
+            return day
+    return None
 
 
 def charge_off_date(

@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, time
 
 import asyncpg
 
-from bnpl import ledger
+from bnpl import ledger, payments
 from bnpl.installments import events, repository
 from bnpl.installments.domain import (
     Installment,
@@ -154,8 +154,37 @@ async def _save(
         version=record.version + 1,
         installments=tuple(installments),
     )
+    if status.is_closed:
+        saved = await _cancel_waiting_retry(conn, saved, at)
     saved = await replan_collections(conn, saved)
     return saved, to_plan(saved)
+
+
+async def _cancel_waiting_retry(
+    conn: asyncpg.Connection, record: PlanRecord, at: datetime
+) -> PlanRecord:
+    """A closed plan (refunded, canceled, paid off, charged off) has nothing left to collect:
+    a soft-declined collection waiting for its retry day is canceled, not left pending."""
+    if record.collection_payment_id is None:
+        return record
+    waiting = await payments.get_payment(conn, record.collection_payment_id)
+    if waiting is None or waiting.status is not payments.PaymentStatus.RETRY_SCHEDULED:
+        return record  # one in flight settles by itself (what the plan no longer owes goes back)
+    await payments.cancel(conn, waiting.id, at=at)
+    cleared = replace(
+        record, collection_payment_id=None, collection_attempt=0, collection_due_at=None
+    )
+    await repository.save_collection_state(
+        conn,
+        record.id,
+        collection_due_at=None,
+        collection_payment_id=None,
+        collection_attempt=0,
+        collection_exhausted_through=record.collection_exhausted_through,
+        autopay_blocked=record.autopay_blocked,
+        charge_off_at=record.charge_off_at,
+    )
+    return cleared
 
 
 async def _book_receivable_changes(
