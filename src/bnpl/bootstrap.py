@@ -107,7 +107,13 @@ async def start_platform(settings: Settings, roles: Roles = Roles()) -> AsyncIte
         stack.push_async_callback(providers.aclose)
 
         bus = PostgresBus(db, poll_interval=settings.bus_poll_interval_s)
-        scheduler = Scheduler(db, clock, bus, interval=settings.scheduler_interval_s)
+        scheduler = Scheduler(
+            db,
+            clock,
+            bus,
+            interval=settings.scheduler_interval_s,
+            batch_size=settings.scheduler_batch_size,
+        )
         rt = Runtime(
             settings=settings,
             db=db,

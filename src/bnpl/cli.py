@@ -114,3 +114,7 @@ def sandbox(host: Host = "127.0.0.1", port: Port = 8100) -> None:
 
 def main() -> None:
     cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -69,6 +69,11 @@ class Settings(BaseSettings):
     # Workers.
     bus_poll_interval_s: float = 0.05
     scheduler_interval_s: float = 1.0
+    scheduler_batch_size: int = 500  # due items one run of a job claims at a time
+    # Collections: gateway charges in flight at once per worker, and how long a claimed
+    # collection is left to the worker that claimed it before another one takes it over.
+    collection_concurrency: int = 64
+    collection_lease_s: float = 120.0
 
     log_level: str = "INFO"
     log_json: bool = True

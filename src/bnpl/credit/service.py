@@ -7,9 +7,10 @@ One decision, in order:
    neither the velocity count nor the exposure check can race: N simultaneous confirms never
    push exposure over the limit nor approvals over the velocity limit. Decisions for
    different consumers never wait on each other;
-2. after the lock, count the approvals of the last 24 hours (a statement of its own, so that
-   it sees the decisions committed by whoever held the lock before) and read the feature
-   store;
+2. after the lock is granted, count the approvals of the last 24 hours (with a snapshot taken
+   then, so it sees the decisions committed by whoever held the lock before) and read the
+   feature store. Steps 1 and 2 are one round trip (`credit.decision_inputs`, migration
+   0003); a Redis feature store is read concurrently with it;
 3. rules 1-6 (`domain.py`), which need no score; the first failing rule declines;
 4. only if they pass: for a thin file, the bureau (cached answer, or a call bounded by what
    is left of the latency budget, behind a circuit breaker; a slow or failing bureau means
@@ -21,6 +22,7 @@ One decision, in order:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass, replace
@@ -34,7 +36,7 @@ from bnpl import identity
 from bnpl.credit.accounts import DEFAULT_CREDIT_LIMIT
 from bnpl.credit.domain import CreditPolicy, DecisionInput, DeclineReason
 from bnpl.credit.domain import decide as apply_rules
-from bnpl.credit.features import FeatureStore, History
+from bnpl.credit.features import FeatureStore, History, PostgresFeatureStore
 from bnpl.credit.model import RiskModel
 from bnpl.installments import PlanKind
 from bnpl.kit.ids import new_id
@@ -138,36 +140,38 @@ def merchant_category_code(mcc: str | None) -> int:
     return next((group for codes, group in _MCC_GROUPS if value in codes), 0)
 
 
-async def _lock_account(conn: asyncpg.Connection, app: CreditApplication) -> tuple[int, int]:
-    """`(credit_limit, open_principal)`, the row locked until the transaction ends."""
-    lock = (
-        "SELECT credit_limit, open_principal FROM credit.accounts WHERE consumer_id = $1 FOR UPDATE"
-    )
-    row = await conn.fetchrow(lock, app.consumer_id)
-    if row is None and app.kyc_status == "verified":
-        # The account opens on `consumer.kyc_verified`; don't let a confirm overtake that.
-        await conn.execute(
-            "INSERT INTO credit.accounts (consumer_id, credit_limit) VALUES ($1, $2) "
-            "ON CONFLICT DO NOTHING",
-            app.consumer_id,
-            DEFAULT_CREDIT_LIMIT,
-        )
-        row = await conn.fetchrow(lock, app.consumer_id)
-    if row is None:
-        return 0, 0
-    return int(row["credit_limit"]), int(row["open_principal"])
+@dataclass(frozen=True, slots=True)
+class _Inputs:
+    credit_limit: int
+    open_principal: int
+    approvals_24h: int
+    history: History | None  # the PostgreSQL feature store's row, read in the same trip
 
 
-async def _approvals_24h(conn: asyncpg.Connection, consumer_id: str, at: datetime) -> int:
-    # Not in the locking statement: that one's snapshot predates the wait for the lock, and
-    # would miss the approval committed by the decision that held it.
-    count = await conn.fetchval(
-        "SELECT count(*) FROM credit.decisions "
-        "WHERE consumer_id = $1 AND outcome = 'approved' AND created_at > $2",
-        consumer_id,
+async def _read_inputs(
+    conn: asyncpg.Connection, app: CreditApplication, at: datetime, *, with_features: bool
+) -> _Inputs:
+    """Lock the account (opening it for a verified consumer if a confirm overtook
+    `credit.open_account`), count the approvals of the last 24 hours after the lock is
+    granted, and read the PostgreSQL feature store: one round trip (migration 0003)."""
+    row = await conn.fetchrow(
+        "SELECT * FROM credit.decision_inputs($1, $2, $3)",
+        app.consumer_id,
         at - timedelta(hours=24),
+        DEFAULT_CREDIT_LIMIT if app.kyc_status == "verified" else None,
     )
-    return int(count)
+    assert row is not None
+    history = None
+    if with_features:
+        history = History(
+            row["on_time_payments"],
+            row["late_payments"],
+            row["bureau_score"],
+            row["bureau_checked_at"],
+        )
+    return _Inputs(
+        int(row["credit_limit"]), int(row["open_principal"]), int(row["approvals_24h"]), history
+    )
 
 
 async def _consult_bureau(
@@ -220,9 +224,18 @@ async def decide(
 ) -> CreditDecision:
     """Decide, store the decision, and on approval count the amount against the limit."""
     started = time.perf_counter()
-    credit_limit, open_principal = await _lock_account(conn, app)
-    approvals = await _approvals_24h(conn, app.consumer_id, at)
-    history = await engine.features.history(conn, app.consumer_id)
+    if isinstance(engine.features, PostgresFeatureStore):
+        inputs = await _read_inputs(conn, app, at, with_features=True)
+        assert inputs.history is not None
+        history = inputs.history
+    else:
+        # The store is elsewhere (Redis): ask it while the database takes the lock.
+        inputs, history = await asyncio.gather(
+            _read_inputs(conn, app, at, with_features=False),
+            engine.features.history(conn, app.consumer_id),
+        )
+    credit_limit, open_principal = inputs.credit_limit, inputs.open_principal
+    approvals = inputs.approvals_24h
 
     kind = PlanKind(app.plan)
     merchant_min, merchant_max = app.amount_range or (kind.min_amount, kind.max_amount)

@@ -221,7 +221,7 @@ async def settle_claim(
     """Record one charge's outcome on the payment and the plan (None: the breaker was open)."""
     record = await repository.lock_plan(conn, claim.plan_id)
     assert record is not None
-    payment = await payments.get_payment(conn, claim.payment.id)
+    payment = await payments.get_payment(conn, claim.payment.id, with_attempts=False)
     assert payment is not None
     # From the payment itself, so a payoff resumed after a crash is still applied as one.
     kind: Literal["installment", "prepayment"] = (

@@ -76,7 +76,7 @@ async def insert_payment(
 
 
 async def get_payment(
-    conn: asyncpg.Connection, payment_id: str, *, lock: bool = False
+    conn: asyncpg.Connection, payment_id: str, *, lock: bool = False, with_attempts: bool = True
 ) -> Payment | None:
     row = await conn.fetchrow(
         f"SELECT {_COLUMNS} FROM payments.payments WHERE id = $1" + (" FOR UPDATE" if lock else ""),
@@ -84,6 +84,8 @@ async def get_payment(
     )
     if row is None:
         return None
+    if not with_attempts:
+        return _payment(row)
     attempts = await conn.fetch(
         "SELECT at, outcome, code, gateway_reference FROM payments.attempts "
         "WHERE payment_id = $1 ORDER BY n",
@@ -136,19 +138,17 @@ async def record_outcome(
     attempts: Sequence[Attempt],
     at: datetime,
 ) -> None:
-    first = await conn.fetchval(
-        "SELECT coalesce(max(n), 0) FROM payments.attempts WHERE payment_id = $1", payment_id
-    )
-    await conn.executemany(
-        "INSERT INTO payments.attempts (payment_id, n, at, outcome, code, gateway_reference) "
-        "VALUES ($1, $2, $3, $4, $5, $6)",
-        [
-            (payment_id, first + i + 1, a.at, a.outcome, a.code, a.gateway_reference)
-            for i, a in enumerate(attempts)
-        ],
-    )
+    """The payment's new status and its gateway attempts (numbered on), in one statement."""
     await conn.execute(
         """
+        WITH added AS (
+            INSERT INTO payments.attempts (payment_id, n, at, outcome, code, gateway_reference)
+            SELECT $1, a.i + coalesce(
+                       (SELECT max(n) FROM payments.attempts WHERE payment_id = $1), 0),
+                   a.at, a.outcome, a.code, a.reference
+            FROM unnest($7::timestamptz[], $8::text[], $9::text[], $10::text[])
+                 WITH ORDINALITY AS a (at, outcome, code, reference, i)
+        )
         UPDATE payments.payments
         SET status = $2, failure_code = $3, gateway_reference = coalesce($4, gateway_reference),
             next_attempt_at = $5, updated_at = $6
@@ -160,6 +160,10 @@ async def record_outcome(
         gateway_reference,
         next_attempt_at,
         at,
+        [a.at for a in attempts],
+        [a.outcome for a in attempts],
+        [a.code for a in attempts],
+        [a.gateway_reference for a in attempts],
     )
 
 

@@ -7,7 +7,9 @@ commits `open_charge`/`open_refund` first (so the idempotency key is on record),
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import random
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
@@ -130,13 +132,18 @@ async def _with_retries(
         )
         return result
 
-    retrying = AsyncRetrying(
-        stop=stop_after_attempt(IN_ATTEMPT_RETRIES),
-        wait=wait_exponential_jitter(multiplier=0.05, max=max_wait, jitter=0.05),
-        retry=retry_if_result(lambda r: r.outcome is ChargeOutcome.TRANSIENT),
-        retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
-    )
-    result: ChargeResult = await retrying(once)
+    result = await once()
+    if result.outcome is ChargeOutcome.TRANSIENT:
+        # Only now the retry machinery (most calls are answered the first time), on the
+        # schedule of retrying from the start: waits of 0.05 * 2**n s plus jitter.
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(IN_ATTEMPT_RETRIES - 1),
+            wait=wait_exponential_jitter(multiplier=0.1, max=max_wait, jitter=0.05),
+            retry=retry_if_result(lambda r: r.outcome is ChargeOutcome.TRANSIENT),
+            retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
+        )
+        await asyncio.sleep(min(max_wait, 0.05 + random.uniform(0, 0.05)))
+        result = await retrying(once)
     failure = classify(result)
     return Settlement(
         succeeded=failure is None,

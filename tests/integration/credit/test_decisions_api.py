@@ -147,19 +147,30 @@ async def test_thinfile_persona_is_a_cached_no_hit(api: Api, merchant: MerchantH
     assert body["score"] is not None
 
 
-async def test_risky_persona_scores_worse_than_a_good_bureau_file(
-    api: Api, merchant: MerchantHandle
+async def test_risky_persona_is_declined_by_the_model(
+    api: Api, rt: Runtime, merchant: MerchantHandle
 ) -> None:
-    scores = {}
+    engine = credit.engine(rt)
+    decided = {}
     for last_name in ("Risky", "Lovelace"):
         consumer = await api.consumer(last_name=last_name)
         pm = await api.add_card(consumer)
-        confirmed = await purchase(api, merchant, consumer, pm, amount=10_000)
+        confirmed = await purchase(api, merchant, consumer, pm, amount=50_000)
         body = await decision(api, confirmed["decision"]["id"])
         assert body["bureau"] == "cached"
-        scores[last_name] = (body["features"]["bureau_score"], body["score"])
-    assert scores["Risky"][0] == 300
-    assert scores["Risky"][1] > scores["Lovelace"][1]
+        # The stored score is the model's on the stored features: reproducible.
+        assert body["score"] == pytest.approx(
+            engine.model.predict_default_probability(body["features"])
+        )
+        decided[last_name] = body
+    risky, good = decided["Risky"], decided["Lovelace"]
+    assert risky["score"] > good["score"]
+    assert risky["features"]["bureau_score"] == 300
+    # A new account with a 300 bureau score is above even the lenient sandbox cutoff (0.65).
+    assert risky["score"] > engine.policy.risk_cutoff
+    assert (risky["outcome"], risky["reasons"]) == ("declined", ["risk_score_too_high"])
+    assert risky["model_version"] == engine.model.version
+    assert (good["outcome"], good["reasons"]) == ("approved", [])
 
 
 async def test_an_uncached_thin_file_is_fetched_with_the_names_from_identity(
