@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -18,6 +19,7 @@ from bnpl.config import Settings
 from bnpl.gateway import CredentialResolvers
 from bnpl.gateway.idempotency import IdempotencyStore
 from bnpl.gateway.middleware import GatewayMiddleware
+from bnpl.gateway.openapi import install_openapi
 from bnpl.kit.crypto import field_cipher
 from bnpl.kit.errors import FieldError, ProblemError, problem_body
 
@@ -63,6 +65,19 @@ def install_error_handlers(app: FastAPI) -> None:
         if any(e.get("type") == "json_invalid" for e in exc.errors()):
             return _problem_response(400, "validation_error", "The body is not valid JSON.", errors)
         return _problem_response(422, "validation_error", "The request is not valid.", errors)
+
+    # A string PostgreSQL cannot store (a NUL, from a JSON body's \u0000) fails at the first
+    # statement that carries it; its transaction has rolled back by the time this answers,
+    # so the request changed nothing and its answer may be stored for an Idempotency-Key.
+    @app.exception_handler(asyncpg.CharacterNotInRepertoireError)
+    @app.exception_handler(asyncpg.UntranslatableCharacterError)
+    async def _unstorable(_: Request, exc: asyncpg.DataError) -> JSONResponse:
+        return _problem_response(
+            422,
+            "validation_error",
+            "The request holds a character that cannot be stored (such as NUL).",
+            [FieldError("body", "must not contain NUL characters")],
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -115,6 +130,7 @@ def create_app(
         consumer_rule=settings.rate_limit_consumer,
     )
     install_error_handlers(app)
+    install_openapi(app)
     for router in contexts.routers(services):
         app.include_router(router)
     return app

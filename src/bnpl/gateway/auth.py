@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -74,3 +75,13 @@ ConsumerP = Annotated[Consumer, Depends(require_consumer)]
 OperatorOrMerchantP = Annotated[Operator | Merchant, Depends(require_operator_or_merchant)]
 OperatorOrConsumerP = Annotated[Operator | Consumer, Depends(require_operator_or_consumer)]
 AnyP = Annotated[Operator | Merchant | Consumer, Depends(require_any)]
+
+# The kinds of principal each guard admits: the OpenAPI document's security comes from here.
+ADMITTED: dict[Callable[[Request], Principal], tuple[str, ...]] = {
+    require_operator: ("operator",),
+    require_merchant: ("merchant",),
+    require_consumer: ("consumer",),
+    require_operator_or_merchant: ("operator", "merchant"),
+    require_operator_or_consumer: ("operator", "consumer"),
+    require_any: ("operator", "merchant", "consumer"),
+}

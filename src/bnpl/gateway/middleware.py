@@ -1,5 +1,5 @@
-"""The gateway as one ASGI middleware: request ids, principals, rate limits, idempotency, logs
-and metrics, in that order, before any router sees the request."""
+"""The gateway as one ASGI middleware: request ids, URLs PostgreSQL could not store, principals,
+rate limits, idempotency, logs and metrics, in that order, before any router sees the request."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from contextvars import ContextVar
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -48,6 +49,34 @@ LATENCY = Histogram(
 
 _UNMETERED = ("/healthz", "/readyz", "/metrics", "/docs", "/openapi.json")
 
+MAX_REQUEST_ID_LENGTH = 1024
+
+
+def _request_id(sent: str) -> str:
+    """The client's id if it is 1-1024 printable ASCII characters, else a new one: it is
+    echoed in a header and stored in audit records, where nothing else may go."""
+    if 0 < len(sent) <= MAX_REQUEST_ID_LENGTH and sent.isascii() and sent.isprintable():
+        return sent
+    return new_id("req")
+
+
+def _nul_in_url(scope: Scope) -> str | None:
+    """The part of the URL ("path" or "query") that holds a NUL character (raw or %00).
+
+    PostgreSQL cannot store NUL in text; refusing it here, once, means no id or filter taken
+    from the URL ever reaches a query with one.
+    """
+    if "\x00" in scope.get("path", ""):
+        return "path"
+    if b"\x00" in unquote_to_bytes(scope.get("query_string", b"")):
+        return "query"
+    return None
+
+
+def _valid_idempotency_key(key: str) -> bool:
+    # NUL is refused for the same reason as in URLs: the key is stored in a text column.
+    return 1 <= len(key) <= MAX_KEY_LENGTH and "\x00" not in key
+
 
 def _problem(
     status: int,
@@ -85,7 +114,7 @@ class GatewayMiddleware:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        request_id = headers.get("x-request-id", "")[:200] or new_id("req")
+        request_id = _request_id(headers.get("x-request-id", ""))
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status_holder = [500]
@@ -143,6 +172,19 @@ class GatewayMiddleware:
         headers: dict[str, str],
         extra_headers: dict[str, str],
     ) -> None:
+        part = _nul_in_url(scope)
+        if part is not None:
+            await _respond(
+                send,
+                *_problem(
+                    400,
+                    "validation_error",
+                    f"The URL's {part} holds a NUL character.",
+                    errors=[FieldError(part, "must not contain NUL characters")],
+                ),
+            )
+            return
+
         principal = await self._resolve(headers.get("authorization"))
         state: MutableMapping[str, Any] = scope.setdefault("state", {})
         state["principal"] = principal
@@ -169,14 +211,16 @@ class GatewayMiddleware:
         if scope["method"] != "POST" or key is None or isinstance(principal, InvalidCredentials):
             await self.app(scope, receive, send)
             return
-        if not 1 <= len(key) <= MAX_KEY_LENGTH:
+        if not _valid_idempotency_key(key):
             await _respond(
                 send,
                 *_problem(
                     400,
                     "validation_error",
-                    "Idempotency-Key must be 1 to 255 characters.",
-                    errors=[FieldError("Idempotency-Key", "must be 1 to 255 characters")],
+                    "Idempotency-Key must be 1 to 255 characters, without NUL.",
+                    errors=[
+                        FieldError("Idempotency-Key", "must be 1 to 255 characters, without NUL")
+                    ],
                 ),
             )
             return

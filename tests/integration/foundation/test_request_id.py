@@ -42,9 +42,33 @@ async def test_present_on_errors_of_every_layer(probe_app: Probe) -> None:
         assert has_prefix(r.headers["x-request-id"], "req"), (path, r.status_code)
 
 
-async def test_overlong_request_id_is_cut(client: httpx.AsyncClient) -> None:
-    r = await client.get("/healthz", headers={"X-Request-Id": "a" * 1000})
-    assert r.headers["x-request-id"] == "a" * 200
+async def test_long_printable_ids_are_echoed_whole(client: httpx.AsyncClient) -> None:
+    for sent in ("a" * 300, "b" * 1024, "trace=1; span=~!@#$%^&*()[]{}<>?/|\\ x"):
+        r = await client.get("/healthz", headers={"X-Request-Id": sent})
+        assert r.headers["x-request-id"] == sent
+
+
+async def test_ids_too_long_or_not_printable_ascii_are_replaced(
+    client: httpx.AsyncClient,
+) -> None:
+    for sent in (b"a" * 1025, "caf\u00e9".encode(), b"tab\there", b"nul\x00", b""):
+        r = await client.get("/healthz", headers={"X-Request-Id": sent})
+        assert has_prefix(r.headers["x-request-id"], "req"), sent
+
+
+async def test_a_long_request_id_reaches_the_audit_record(probe_app: Probe) -> None:
+    sent = "r" * 1024
+    r = await probe_app.client.post(
+        "/probe/widgets",
+        json={"amount": 100, "currency": "EUR", "kind": "stove", "card_number": "4242424242424242"},
+        headers={**bearer(merchant_token(new_id("mer"))), "X-Request-Id": sent},
+    )
+    assert r.status_code == 201, r.text
+    assert r.headers["x-request-id"] == sent
+    r = await probe_app.client.get(
+        f"/v1/audit?entity_id={r.json()['id']}", headers=probe_app.operator
+    )
+    assert r.json()["data"][0]["request_id"] == sent
 
 
 async def test_command_audit_record_carries_the_request_id(probe_app: Probe) -> None:
