@@ -6,11 +6,11 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, Protocol, runtime_checkable
 
 import isodate
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from bnpl import identity
-from bnpl.gateway import OperatorP, runtime
+from bnpl.gateway import OperatorP, command, runtime
 from bnpl.kit.clock import ClockError, wall_now
 from bnpl.kit.errors import ProblemError, not_found, validation_error
 from bnpl.providers import ProviderUnavailable
@@ -48,13 +48,16 @@ class ClockMove(BaseModel):
 # the calendar, which ends in 9999.
 MAX_AHEAD = timedelta(days=100 * 366)
 
+# The audit records of clock moves name the platform clock as their entity.
+CLOCK_ENTITY = "platform.clock"
+
 
 class ClockNow(BaseModel):
     now: datetime
 
 
 @router.post("/v1/sandbox/clock", response_model=ClockNow)
-async def move_clock(body: ClockMove, request: Request, _: OperatorP) -> ClockNow:
+async def move_clock(body: ClockMove, request: Request, _: OperatorP) -> Response:
     """Move business time forward; answers once everything that fell due has run."""
     rt = runtime(request)
     async with rt.db.connection() as conn:
@@ -78,7 +81,16 @@ async def move_clock(body: ClockMove, request: Request, _: OperatorP) -> ClockNo
         now = await rt.scheduler.advance_to(target)
     except ClockError as exc:
         raise validation_error(str(exc), field_name) from exc
-    return ClockNow(now=now)
+    # The move ran as many transactions (each piece of due work its own); its audit record and
+    # idempotent answer commit together once everything due has run.
+    async with command(request) as cmd:
+        return await cmd.respond(
+            200,
+            ClockNow(now=now),
+            action="sandbox.clock_advanced",
+            entity_id=CLOCK_ENTITY,
+            data={"from": current.isoformat(), "to": now.isoformat()},
+        )
 
 
 class GatewayCharge(BaseModel):

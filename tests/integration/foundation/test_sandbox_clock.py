@@ -8,7 +8,9 @@ on the same database after these); larger jumps happen on a database of the test
 from __future__ import annotations
 
 import asyncio
+import secrets
 from datetime import datetime, timedelta
+from typing import Any
 
 import httpx
 
@@ -36,6 +38,21 @@ async def fresh_clock(rt: Runtime) -> Clock:
     async with rt.db.connection() as conn:
         await clock.refresh(conn)
     return clock
+
+
+async def clock_records(client: httpx.AsyncClient, operator: dict[str, str]) -> list[Any]:
+    """Every audit record of the platform clock, page by page."""
+    records: list[Any] = []
+    query = "/v1/audit?entity_id=platform.clock&limit=100"
+    url = query
+    while True:
+        r = await client.get(url, headers=operator)
+        assert r.status_code == 200, r.text
+        page = r.json()
+        records += page["data"]
+        if not page["has_more"]:
+            return records
+        url = f"{query}&starting_after={page['next_cursor']}"
 
 
 # --- the shared app: small moves only ------------------------------------------------------
@@ -67,6 +84,37 @@ async def test_shared_clock_moves_forward_and_persists(
     body = assert_problem(r, 422, "validation_error")
     assert body["errors"][0]["field"] == "to"
     assert rt.clock.now() >= now
+
+
+async def test_a_clock_move_is_audited_with_its_request_id(
+    client: httpx.AsyncClient, rt: Runtime
+) -> None:
+    operator = bearer(rt.settings.admin_token)
+    request_id = f"rid-clock-{secrets.token_hex(4)}"
+    before = rt.clock.now()
+    r = await client.post(
+        "/v1/sandbox/clock",
+        json={"advance": "PT1S"},
+        headers={**operator, "X-Request-Id": request_id},
+    )
+    now = answered_now(r)
+    records = [a for a in await clock_records(client, operator) if a["request_id"] == request_id]
+    assert len(records) == 1, records
+    record = records[0]
+    assert record["actor"] == "operator"
+    assert record["action"] == "sandbox.clock_advanced"
+    assert datetime.fromisoformat(record["data"]["to"]) == now
+    assert before <= datetime.fromisoformat(record["data"]["from"]) < now
+
+    # A refused move changes nothing and leaves no record.
+    r = await client.post(
+        "/v1/sandbox/clock",
+        json={"advance": "-P1D"},
+        headers={**operator, "X-Request-Id": request_id + "-refused"},
+    )
+    assert_problem(r, 422, "validation_error")
+    records = await clock_records(client, operator)
+    assert all(a["request_id"] != request_id + "-refused" for a in records)
 
 
 async def test_shared_clock_needs_an_operator(client: httpx.AsyncClient) -> None:
