@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.responses import JSONResponse
 
 from bnpl.gateway import Merchant, OperatorOrMerchantP, OperatorP, command, runtime
 from bnpl.kit.errors import not_found
@@ -78,7 +77,11 @@ async def update_merchant(
 
 @router.post("/v1/merchants/{merchant_id}/api_keys", status_code=201, response_model=ApiKeyCreated)
 async def create_api_key(merchant_id: str, request: Request, _: OperatorP) -> Response:
-    """A new secret key; the secret is in this answer only (409 unless the merchant is active)."""
+    """A new secret key; the secret is in this answer only (409 unless the merchant is active).
+
+    An Idempotency-Key replay answers the same bytes, secret included: the stored answer is
+    encrypted at rest, and the key itself is kept only as a hash.
+    """
     livemode = not runtime(request).settings.sandbox
     async with command(request) as cmd:
         key, secret = await service.create_api_key(
@@ -91,24 +94,28 @@ async def create_api_key(merchant_id: str, request: Request, _: OperatorP) -> Re
             livemode=key.livemode,
             created_at=key.created_at,
         )
-        # The answer kept for an Idempotency-Key replay leaves the secret out: it is stored
-        # nowhere in plaintext, not even there.
-        await cmd.respond(
+        return await cmd.respond(
             201,
-            shown.model_copy(update={"secret": None}),
+            shown,
             action="merchant.api_key_created",
             entity_id=key.id,
             data={"merchant_id": merchant_id},
         )
-    return JSONResponse(shown.model_dump(mode="json"), status_code=201)
 
 
 @router.get("/v1/merchants/{merchant_id}/api_keys", response_model=Page[ApiKeyOut])
-async def list_api_keys(merchant_id: str, request: Request, _: OperatorP) -> Page[ApiKeyOut]:
-    """The merchant's keys, revoked ones included (never their secrets), in one page."""
+async def list_api_keys(
+    merchant_id: str,
+    request: Request,
+    _: OperatorP,
+    page: Annotated[PageParams, Depends(page_params)],
+) -> Page[ApiKeyOut]:
+    """The merchant's keys, oldest first, revoked ones included (never their secrets)."""
     async with runtime(request).db.connection() as conn:
-        keys = await service.list_api_keys(conn, merchant_id)
-    return Page[ApiKeyOut](data=[ApiKeyOut.of(k) for k in keys], has_more=False, next_cursor=None)
+        keys = await service.list_api_keys(
+            conn, merchant_id, after=page.starting_after, limit=page.limit + 1
+        )
+    return make_page(keys, page.limit, ApiKeyOut.of, lambda k: k.id)
 
 
 @router.delete("/v1/merchants/{merchant_id}/api_keys/{key_id}", status_code=204)

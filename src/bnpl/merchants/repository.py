@@ -167,11 +167,15 @@ async def insert_api_key(conn: asyncpg.Connection, key: ApiKey, secret_hash: byt
     )
 
 
-async def list_api_keys(conn: asyncpg.Connection, merchant_id: str) -> list[ApiKey]:
+async def list_api_keys(
+    conn: asyncpg.Connection, merchant_id: str, *, after: str | None, limit: int
+) -> list[ApiKey]:
     rows = await conn.fetch(
         "SELECT id, merchant_id, livemode, created_at, revoked_at FROM merchants.api_keys "
-        "WHERE merchant_id = $1 ORDER BY id",
+        "WHERE merchant_id = $1 AND ($2::text IS NULL OR id > $2) ORDER BY id LIMIT $3",
         merchant_id,
+        after,
+        limit,
     )
     return [_key(r) for r in rows]
 

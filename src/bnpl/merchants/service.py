@@ -179,9 +179,12 @@ async def create_api_key(
     return key, secret
 
 
-async def list_api_keys(conn: asyncpg.Connection, merchant_id: str) -> list[ApiKey]:
+async def list_api_keys(
+    conn: asyncpg.Connection, merchant_id: str, *, after: str | None, limit: int
+) -> list[ApiKey]:
+    """Up to `limit` of the merchant's keys after the key id `after`, in id order."""
     await get_merchant(conn, merchant_id)
-    return await repository.list_api_keys(conn, merchant_id)
+    return await repository.list_api_keys(conn, merchant_id, after=after, limit=limit)
 
 
 async def revoke_api_key(
