@@ -11,8 +11,11 @@ The rules run in DOMAIN.md's order and the first one that fails gives the declin
 7. ``risk_score_too_high``       the model's probability of default is above the cutoff.
 
 Rule 8 (``payment_method_declined``) is decided later, by the down payment charge; only its
-reason code lives here. The model is only run when rules 1-6 pass (``DecisionInput`` takes the
-probability or a function computing it), so declined-by-rule consumers cost no inference.
+reason code lives here. Every decision is scored (DOMAIN.md: every decision is stored with its
+score), a rule 1-6 decline too: ``decide`` always evaluates the probability (``DecisionInput``
+takes it or a function computing it) and the outcome carries it, while the reason stays the
+first failing rule's. ``first_failing_rule`` tells, before any score, whether rules 1-6 pass
+(what the service needs to know before asking the bureau).
 
 Money is integer minor units, all in the checkout's currency, compared as integers.
 """
@@ -37,6 +40,7 @@ __all__ = [
     "adulthood_date",
     "amount_range",
     "decide",
+    "first_failing_rule",
 ]
 
 KYC_VERIFIED = "verified"
@@ -97,8 +101,8 @@ class DecisionInput:
       not counting this one.
     - ``open_principal``: outstanding principal of all the consumer's open plans, not counting
       this checkout.
-    - ``risk_probability``: the model's probability of default, or a function returning it; a
-      function is only called when rules 1-6 pass.
+    - ``risk_probability``: the model's probability of default, or a function returning it
+      (called once per ``decide``, whatever the rules say).
     """
 
     kyc_status: str
@@ -146,8 +150,8 @@ class DecisionInput:
 class DecisionOutcome:
     """The decision: approved, or declined with the reason of the first failing rule.
 
-    ``risk_probability`` is the model's score when the model was consulted (rules 1-6 passed),
-    else ``None``.
+    ``risk_probability`` is the model's score; ``decide`` always sets it, a decline by rules 1-6
+    included (``None`` only for an outcome built by hand).
     """
 
     approved: bool
@@ -184,11 +188,21 @@ def amount_range(
 
 
 def decide(facts: DecisionInput, policy: CreditPolicy) -> DecisionOutcome:
-    """Apply the credit rules in order; the first failing rule declines with its reason."""
-    reason = _first_failing_rule(facts, policy)
-    if reason is not None:
-        return _declined(reason)
+    """Apply the credit rules in order; the first failing rule declines with its reason.
 
+    The probability is evaluated (and checked) for every decision, so that a decline by rules
+    1-6 records its score too; it only decides the outcome through rule 7.
+    """
+    probability = _probability(facts)
+    reason = first_failing_rule(facts, policy)
+    if reason is not None:
+        return _declined(reason, probability)
+    if probability > policy.risk_cutoff:
+        return _declined(DeclineReason.RISK_SCORE_TOO_HIGH, probability)
+    return DecisionOutcome(approved=True, reasons=[], risk_probability=probability)
+
+
+def _probability(facts: DecisionInput) -> float:
     probability = (
         facts.risk_probability() if callable(facts.risk_probability) else facts.risk_probability
     )
@@ -197,13 +211,12 @@ def decide(facts: DecisionInput, policy: CreditPolicy) -> DecisionOutcome:
         raise TypeError(f"risk probability must be a float, got {probability!r}")
     if math.isnan(probability) or not 0.0 <= probability <= 1.0:
         raise ValueError(f"risk probability must be in [0, 1], got {probability}")
-    probability = float(probability)
-    if probability > policy.risk_cutoff:
-        return _declined(DeclineReason.RISK_SCORE_TOO_HIGH, probability)
-    return DecisionOutcome(approved=True, reasons=[], risk_probability=probability)
+    return float(probability)
 
 
-def _first_failing_rule(facts: DecisionInput, policy: CreditPolicy) -> DeclineReason | None:
+def first_failing_rule(facts: DecisionInput, policy: CreditPolicy) -> DeclineReason | None:
+    """The first of rules 1-6 that fails, or ``None`` when they all pass (no score needed;
+    ``facts.risk_probability`` is not looked at)."""
     if facts.kyc_status != KYC_VERIFIED:
         return DeclineReason.KYC_NOT_VERIFIED
     if facts.decision_date < adulthood_date(facts.date_of_birth):

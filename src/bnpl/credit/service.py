@@ -14,9 +14,11 @@ One decision, in order:
 3. rules 1-6 (`domain.py`), which need no score; the first failing rule declines;
 4. only if they pass: for a thin file, the bureau (cached answer, or a call bounded by what
    is left of the latency budget, behind a circuit breaker; a slow or failing bureau means
-   deciding without it, recorded as `bureau: "unavailable"` or `"circuit_open"`), then the
-   risk model and rule 7;
-5. one statement stores the decision (outcome, reasons, score, model version, features,
+   deciding without it, recorded as `bureau: "unavailable"` or `"circuit_open"`);
+5. the risk model (in-process, no I/O), for every decision: a decline by rules 1-6 is scored
+   too (without the bureau, `bureau: "not_consulted"`), and keeps its rule as the only
+   reason; rule 7 decides only what rules 1-6 passed;
+6. one statement stores the decision (outcome, reasons, score, model version, features,
    bureau status, latency) and, on approval, counts the amount against the limit.
 """
 
@@ -34,7 +36,7 @@ from prometheus_client import Counter, Histogram
 
 from bnpl import identity
 from bnpl.credit.accounts import DEFAULT_CREDIT_LIMIT
-from bnpl.credit.domain import CreditPolicy, DecisionInput, DeclineReason
+from bnpl.credit.domain import CreditPolicy, DecisionInput, DeclineReason, first_failing_rule
 from bnpl.credit.domain import decide as apply_rules
 from bnpl.credit.features import FeatureStore, History, PostgresFeatureStore
 from bnpl.credit.model import RiskModel
@@ -90,8 +92,8 @@ class CreditDecision:
     checkout_id: str
     outcome: str  # approved | declined
     reasons: tuple[str, ...]
-    score: float | None
-    model_version: str | None
+    score: float
+    model_version: str
     features: dict[str, Any]
     bureau: str
     latency_ms: float
@@ -252,8 +254,8 @@ async def decide(
         "thin_file": int(history.thin_file),
         "bureau_score": None,
     }
-    # Rules 1-6 need no score (a probability of 0 passes rule 7); only when they pass are the
-    # bureau (for a thin file) and the model consulted.
+    # Rules 1-6 need no score; only when they pass is the bureau consulted (for a thin file).
+    # The model scores every decision (a rule 1-6 decline without the bureau's score).
     facts = DecisionInput(
         kyc_status=app.kyc_status,
         date_of_birth=app.date_of_birth,
@@ -269,15 +271,13 @@ async def decide(
         credit_limit=credit_limit,
         risk_probability=0.0,
     )
-    outcome = apply_rules(facts, engine.policy)
-    score: float | None = None
     bureau = BUREAU_NOT_CONSULTED
-    if outcome.approved:
+    if first_failing_rule(facts, engine.policy) is None:
         features["bureau_score"], bureau = await _consult_bureau(
             conn, engine, app, history, at=at, deadline=started + engine.bureau_budget_s
         )
-        score = engine.model.predict_default_probability(features)
-        outcome = apply_rules(replace(facts, risk_probability=score), engine.policy)
+    score = engine.model.predict_default_probability(features)
+    outcome = apply_rules(replace(facts, risk_probability=score), engine.policy)
 
     elapsed = time.perf_counter() - started
     decision = CreditDecision(
@@ -287,7 +287,7 @@ async def decide(
         outcome="approved" if outcome.approved else "declined",
         reasons=tuple(outcome.reasons),
         score=score,
-        model_version=engine.model.version if score is not None else None,
+        model_version=engine.model.version,
         features=features,
         bureau=bureau,
         latency_ms=round(elapsed * 1000, 3),

@@ -64,7 +64,10 @@ async def test_kyc_rejected(flow: Flow, shop: MerchantHandle) -> None:
     assert (await flow.me(buyer))["kyc_status"] == "rejected"
     body = await declined(flow, shop, buyer, 20_000, "pay_in_4", "kyc_not_verified")
     row = await flow.decision(body["decision"]["id"])
-    assert row["score"] is None and row["model_version"] is None  # no model for a rule decline
+    # A rule decline is scored too (DOMAIN.md: every decision stores its score and model
+    # version); the bureau is not asked for it, and the rule stays the only reason.
+    assert 0.0 <= row["score"] <= 1.0 and row["model_version"]
+    assert row["bureau"] == "not_consulted" and list(row["reasons"]) == ["kyc_not_verified"]
 
 
 async def test_kyc_pending(flow: Flow, shop: MerchantHandle) -> None:

@@ -78,10 +78,29 @@ async def test_the_first_failing_rule_gives_the_reason(
     calls = await bureau(rt).sandbox_calls()
     decided = await decide(rt, engine, application(**changes))
     assert (decided.outcome, decided.reasons) == ("declined", (reason,))
-    # Declined by a rule 1-6: neither the model nor the bureau was consulted.
-    assert (decided.score, decided.model_version) == (None, None)
+    # Declined by a rule 1-6: the bureau was not consulted, but the model scored the decision
+    # (without a bureau score); the rule is the only reason, whatever the score.
     assert decided.bureau == "not_consulted"
+    assert decided.features["bureau_score"] is None
     assert await bureau(rt).sandbox_calls() == calls
+    assert decided.model_version == engine.model.version
+    assert decided.score == engine.model.predict_default_probability(decided.features)
+    async with rt.db.connection() as conn:
+        row = await service.get_decision(conn, decided.id)
+    assert row is not None
+    assert (row["score"], row["model_version"]) == (decided.score, decided.model_version)
+
+
+async def test_a_rule_decline_keeps_its_reason_even_with_a_score_above_the_cutoff(
+    rt: Runtime,
+) -> None:
+    # A cutoff of 0 puts every score above it: the decline still names the first failing
+    # rule, not rule 7, and the score is recorded.
+    strict = fresh_engine(rt, policy=dataclasses.replace(credit.engine(rt).policy, risk_cutoff=0.0))
+    decided = await decide(rt, strict, application(amount=500_000))
+    assert decided.reasons == ("insufficient_credit_limit",)
+    assert decided.score > strict.policy.risk_cutoff
+    assert decided.bureau == "not_consulted"
 
 
 async def test_only_a_verified_consumer_gets_an_account_opened_by_a_decision(

@@ -83,8 +83,8 @@ async def test_a_second_checkout_sees_the_first_in_its_features(
     assert features["utilisation"] == pytest.approx(0.3)
 
 
-async def test_a_declined_decision_is_stored_too_without_a_score(
-    api: Api, merchant: MerchantHandle
+async def test_a_rule_declined_decision_is_stored_with_its_score(
+    api: Api, rt: Runtime, merchant: MerchantHandle
 ) -> None:
     consumer = await api.consumer()
     pm = await api.add_card(consumer)
@@ -96,10 +96,13 @@ async def test_a_declined_decision_is_stored_too_without_a_score(
     assert confirmed["status"] == "declined"
     body = await decision(api, confirmed["decision"]["id"])
     assert (body["outcome"], body["reasons"]) == ("declined", ["insufficient_credit_limit"])
-    # Rule 6 declined before the model and the bureau were needed.
-    assert (body["score"], body["model_version"], body["bureau"]) == (None, None, "not_consulted")
+    # Rule 6 declined before the bureau was needed; the model still scored the decision
+    # (without a bureau score), reproducibly from the stored features.
+    model = credit.engine(rt).model
+    assert (body["model_version"], body["bureau"]) == (model.version, "not_consulted")
     assert body["features"]["credit_limit"] == 15_000
     assert body["features"]["bureau_score"] is None
+    assert body["score"] == pytest.approx(model.predict_default_probability(body["features"]))
 
 
 async def test_a_failed_down_payment_turns_the_decision_into_payment_method_declined(

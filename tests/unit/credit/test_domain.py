@@ -17,6 +17,7 @@ from bnpl.credit.domain import (
     adulthood_date,
     amount_range,
     decide,
+    first_failing_rule,
 )
 
 TODAY = date(2026, 11, 25)
@@ -96,13 +97,29 @@ def test_the_first_failing_rule_wins(first: int) -> None:
 
 
 @pytest.mark.parametrize("reason", list(BREAK)[:6], ids=str)
-def test_the_model_is_not_run_when_a_rule_before_it_declines(reason: DeclineReason) -> None:
+def test_a_rule_decline_is_scored_too_and_keeps_its_reason(reason: DeclineReason) -> None:
+    calls: list[None] = []
+
     def model() -> float:
-        raise AssertionError("the model must not be run")
+        calls.append(None)
+        return 0.9  # above the cutoff: rule 7 would fail too, but the earlier rule wins
 
     outcome = decide(facts(**BREAK[reason], risk_probability=model), POLICY)
     assert reason_of(outcome) == reason
-    assert outcome.risk_probability is None
+    assert outcome.risk_probability == 0.9
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize("reason", list(BREAK)[:6], ids=str)
+def test_first_failing_rule_names_rules_1_to_6_without_a_score(reason: DeclineReason) -> None:
+    def model() -> float:
+        raise AssertionError("rules 1-6 need no score")
+
+    assert first_failing_rule(facts(**BREAK[reason], risk_probability=model), POLICY) == reason
+
+
+def test_first_failing_rule_ignores_the_score() -> None:
+    assert first_failing_rule(facts(risk_probability=0.99), POLICY) is None
 
 
 def test_the_model_is_run_once_when_rules_1_to_6_pass() -> None:
