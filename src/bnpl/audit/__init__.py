@@ -1,5 +1,13 @@
 """Audit: hash-chained, append-only records of every state change and money movement."""
 
-from bnpl.audit.chain import Sealer, Verification, record, seal_all, verify
+from bnpl.audit.chain import AuditEntry, Sealer, Verification, record, record_many, seal_all, verify
 
-__all__ = ["Sealer", "Verification", "record", "seal_all", "verify"]
+__all__ = [
+    "AuditEntry",
+    "Sealer",
+    "Verification",
+    "record",
+    "record_many",
+    "seal_all",
+    "verify",
+]

@@ -7,14 +7,14 @@ import contextlib
 import hashlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 
-from bnpl.kit.db import Database
+from bnpl.kit.db import Database, json_text
 from bnpl.kit.ids import new_id
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,43 @@ async def record(
         dict(data) if data is not None else None,
     )
     return record_id
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One record for `record_many`."""
+
+    actor: str
+    action: str
+    entity_id: str | None
+    data: Mapping[str, Any] | None = None
+    request_id: str | None = None
+
+
+async def record_many(
+    conn: asyncpg.Connection, entries: Sequence[AuditEntry], *, at: datetime
+) -> list[str]:
+    """Append several audit records in one statement (a batch job's), in this order."""
+    if not entries:
+        return []
+    ids = [new_id("aud") for _ in entries]
+    await conn.execute(
+        """
+        INSERT INTO audit.records (id, at, actor, action, entity_id, request_id, data)
+        SELECT r.id, $1, r.actor, r.action, r.entity_id, r.request_id, r.data::jsonb
+        FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
+             WITH ORDINALITY AS r (id, actor, action, entity_id, request_id, data, n)
+        ORDER BY r.n
+        """,
+        at,
+        ids,
+        [e.actor for e in entries],
+        [e.action for e in entries],
+        [e.entity_id for e in entries],
+        [e.request_id for e in entries],
+        [json_text(dict(e.data)) if e.data is not None else None for e in entries],
+    )
+    return ids
 
 
 def link_hash(prev_hash: bytes, index: int, row: Mapping[str, Any]) -> bytes:

@@ -8,7 +8,8 @@ Facade:
   concurrency). For a thin file the bureau is asked only within the latency budget
   (`BNPL_BUREAU_BUDGET_MS`), behind a circuit breaker. See docs/credit.md.
 - `record_payment_decline(conn, decision_id, ...)`: rule 8, the down payment failed.
-- `release_exposure(conn, consumer_id, amount)`: principal repaid, refunded or canceled.
+- `release_exposure(conn, consumer_id, amount)`: principal repaid, refunded or canceled;
+  `release_exposures(conn, {consumer_id: amount})` for many at once.
 
 Hooks this context provides to lower contexts through `rt.hooks` (set by `register`), so that
 they need not import credit (context imports point one way: credit -> identity):
@@ -48,6 +49,7 @@ from bnpl.credit.service import (
     CreditEngine,
     record_payment_decline,
     release_exposure,
+    release_exposures,
 )
 from bnpl.credit.service import decide as _decide
 from bnpl.providers.bureau import CircuitBreaker, GuardedBureau
@@ -69,6 +71,7 @@ __all__ = [
     "record_payment_decline",
     "register",
     "release_exposure",
+    "release_exposures",
     "set_credit_limit",
 ]
 
@@ -115,6 +118,7 @@ def register(rt: Runtime) -> None:
     rt.hooks["credit_summary"] = credit_summary
     rt.hooks["set_credit_limit"] = set_credit_limit
     rt.hooks["release_exposure"] = release_exposure
+    rt.hooks["release_exposures"] = release_exposures
     rt.bus.subscribe(
         "credit.open_account", [identity.CONSUMER_KYC_VERIFIED], handlers.open_account_on_verified
     )

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any, Final
@@ -340,13 +341,34 @@ async def record_payment_decline(
 
 async def release_exposure(conn: asyncpg.Connection, consumer_id: str, amount: int) -> None:
     """Principal repaid, refunded or canceled no longer counts against the limit."""
-    if amount:
-        await conn.execute(
-            "UPDATE credit.accounts SET open_principal = open_principal - $2, "
-            "version = version + 1, updated_at = now() WHERE consumer_id = $1",
-            consumer_id,
-            amount,
-        )
+    await release_exposures(conn, {consumer_id: amount})
+
+
+async def release_exposures(conn: asyncpg.Connection, amounts: Mapping[str, int]) -> None:
+    """`release_exposure` for several consumers in one statement (a batch job's).
+
+    The account rows are updated in consumer order, so two batches never deadlock.
+    """
+    released = sorted((c, a) for c, a in amounts.items() if a)
+    if not released:
+        return
+    await conn.execute(
+        """
+        UPDATE credit.accounts a
+        SET open_principal = a.open_principal - r.amount, version = a.version + 1,
+            updated_at = now()
+        FROM (
+            SELECT r.consumer_id, r.amount FROM unnest($1::text[], $2::bigint[])
+                AS r (consumer_id, amount)
+            JOIN credit.accounts locked USING (consumer_id)
+            ORDER BY r.consumer_id
+            FOR UPDATE OF locked
+        ) r
+        WHERE a.consumer_id = r.consumer_id
+        """,
+        [c for c, _ in released],
+        [a for _, a in released],
+    )
 
 
 async def get_decision(conn: asyncpg.Connection, decision_id: str) -> asyncpg.Record | None:

@@ -15,6 +15,7 @@ The public facade; other contexts import only from here, and pass ids and plain 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING
@@ -49,6 +50,7 @@ __all__ = [
     "consumer_facts",
     "consumer_id_by_email",
     "payment_method_token",
+    "payment_method_tokens",
     "register",
 ]
 
@@ -132,3 +134,17 @@ async def payment_method_token(
     return _box().decrypt(
         bytes(row["token_enc"]), aad=crypto.aad("payment_methods", "token", row["id"])
     )
+
+
+async def payment_method_tokens(
+    conn: asyncpg.Connection, pairs: Sequence[tuple[str, str]]
+) -> dict[str, str]:
+    """`payment_method_token` for many `(consumer_id, pm_id)` at once: pm_id -> token, for
+    the live payment methods among them that belong to their consumer."""
+    box = _box()
+    return {
+        row["id"]: box.decrypt(
+            bytes(row["token_enc"]), aad=crypto.aad("payment_methods", "token", row["id"])
+        )
+        for row in await repo.payment_method_tokens(conn, pairs)
+    }

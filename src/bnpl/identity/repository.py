@@ -3,6 +3,7 @@ bytes: encryption and decryption are the service's business, not the repository'
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 import asyncpg
@@ -288,3 +289,20 @@ async def payment_method_token(
         include_deleted,
     )
     return row
+
+
+async def payment_method_tokens(
+    conn: asyncpg.Connection, pairs: Sequence[tuple[str, str]]
+) -> list[Record]:
+    """The encrypted tokens of live payment methods, by `(consumer_id, pm_id)`."""
+    rows: list[Record] = await conn.fetch(
+        """
+        SELECT pm.id, pm.token_enc FROM identity.payment_methods pm
+        JOIN unnest($1::text[], $2::text[]) AS w (consumer_id, id)
+          ON pm.id = w.id AND pm.consumer_id = w.consumer_id
+        WHERE pm.deleted_at IS NULL
+        """,
+        [c for c, _ in pairs],
+        [p for _, p in pairs],
+    )
+    return rows

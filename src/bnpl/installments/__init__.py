@@ -36,7 +36,8 @@ import asyncpg
 
 from bnpl import ledger
 from bnpl.installments import repository
-from bnpl.installments.collections import AssessLateFees, ChargeOff, CollectAutopay
+from bnpl.installments.autopay import CollectAutopay
+from bnpl.installments.collections import AssessLateFees, ChargeOff
 from bnpl.installments.domain import (
     InstallmentStatus,
     PlanKind,

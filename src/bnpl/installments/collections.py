@@ -11,7 +11,6 @@ first time): an installment is never charged twice.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -20,7 +19,7 @@ from typing import Literal
 
 import asyncpg
 
-from bnpl import identity, ledger, payments
+from bnpl import audit, identity, ledger, payments
 from bnpl.installments import repository
 from bnpl.installments.domain import (
     Installment,
@@ -39,6 +38,7 @@ from bnpl.installments.service import (
     book,
     charge_off,
     midnight,
+    posting,
     replan_collections,
     save_assessment,
 )
@@ -86,12 +86,10 @@ async def _save_collection(conn: asyncpg.Connection, record: PlanRecord) -> Plan
     return record
 
 
-async def accrue_due_interest(
-    conn: asyncpg.Connection, record: PlanRecord, at: datetime, also: Sequence[int] = ()
-) -> PlanRecord:
-    """Book the interest of installments that fell due (or are being paid early) once."""
-    today = at.date()
-    seqs = [
+def _falling_due(record: PlanRecord, today: date, also: Sequence[int] = ()) -> list[int]:
+    """The installments whose interest is to be booked now: due (or paid early: `also`),
+    still open, and not booked before."""
+    return [
         i.seq
         for i in record.installments
         if i.interest > 0
@@ -99,18 +97,40 @@ async def accrue_due_interest(
         and i.status.is_open
         and (i.due_date <= today or i.seq in also)
     ]
-    if not seqs:
-        return record
-    amount = sum(i.interest for i in record.installments if i.seq in seqs)
-    await repository.mark_accrued(conn, record.id, seqs)
-    await book(conn, record, "plan.interest_due", ledger.interest_accrual(amount), at)
-    return replace(record, accrued=record.accrued | frozenset(seqs))
+
+
+async def accrue_due_interest(
+    conn: asyncpg.Connection, record: PlanRecord, at: datetime, also: Sequence[int] = ()
+) -> PlanRecord:
+    """Book the interest of installments that fell due (or are being paid early) once."""
+    [accrued] = await accrue_due_interest_many(conn, [(record, also)], at)
+    return accrued
+
+
+async def accrue_due_interest_many(
+    conn: asyncpg.Connection, plans: Sequence[tuple[PlanRecord, Sequence[int]]], at: datetime
+) -> list[PlanRecord]:
+    """`accrue_due_interest` for many plans in two statements; the updated records."""
+    today = at.date()
+    updated, marks, postings = [], [], []
+    for record, also in plans:
+        seqs = _falling_due(record, today, also)
+        if seqs:
+            amount = sum(i.interest for i in record.installments if i.seq in seqs)
+            marks += [(record.id, record.consumer_id, seq) for seq in seqs]
+            postings.append(posting(record, "plan.interest_due", ledger.interest_accrual(amount)))
+            record = replace(record, accrued=record.accrued | frozenset(seqs))
+        updated.append(record)
+    if marks:
+        await repository.mark_accrued_many(conn, marks)
+        await ledger.post_many(conn, postings, at=at)
+    return updated
 
 
 # --------------------------------------------------------------------------- claiming
 
 
-async def _prepare(
+async def prepare_claim(
     conn: asyncpg.Connection, rt: Runtime, record: PlanRecord, now: datetime
 ) -> Claim | None:
     """Decide what to charge for one locked plan and record it; None if nothing to send."""
@@ -134,7 +154,7 @@ async def _prepare(
             and current.payment_method_id == record.payment_method_id
         )
         return Claim(
-            record.id, current, record.collection_attempt, _due_through(due, now), autopay=autopay
+            record.id, current, record.collection_attempt, due_through(due, now), autopay=autopay
         )
     if amount == 0:
         if current is not None:
@@ -185,27 +205,12 @@ async def _prepare(
             collection_due_at=now + lease,
         ),
     )
-    return Claim(record.id, payment, attempt, _due_through(due, now))
+    return Claim(record.id, payment, attempt, due_through(due, now))
 
 
-def _due_through(due: Sequence[Installment], now: datetime) -> date:
+def due_through(due: Sequence[Installment], now: datetime) -> date:
     """The latest due date among what a collection charges (the due date it is for)."""
     return max((i.due_date for i in due), default=now.date())
-
-
-async def claim_due(db: Database, rt: Runtime, now: datetime, limit: int) -> list[Claim]:
-    async with db.transaction() as conn:
-        plan_ids = await repository.claim_plans(
-            conn, "collection_due_at", now, limit, [s.value for s in OPEN_STATUSES]
-        )
-        claims = []
-        for plan_id in plan_ids:
-            record = await repository.lock_plan(conn, plan_id)
-            assert record is not None
-            claim = await _prepare(conn, rt, record, now)
-            if claim is not None:
-                claims.append(claim)
-    return claims
 
 
 # --------------------------------------------------------------------------- settling
@@ -234,15 +239,13 @@ async def settle_claim(
     if settlement is None or settlement.failure is payments.Failure.TRANSIENT:
         # Nothing known yet: re-send the same attempt later (same key, never twice).
         if settlement is not None:
-            await payments.settle(conn, payment, settlement, at=now, merchant_id=record.merchant_id)
+            await _settle(conn, record, payment, settlement, now)
         await _save_collection(conn, replace(record, collection_due_at=now + TRANSIENT_BACKOFF))
         return payments.PaymentStatus.PROCESSING
 
     cleared = replace(record, collection_payment_id=None, collection_attempt=0)
     if settlement.succeeded:
-        status = await payments.settle(
-            conn, payment, settlement, at=now, merchant_id=record.merchant_id
-        )
+        status = await _settle(conn, record, payment, settlement, now)
         await _save_collection(conn, cleared)
         await apply_collected(conn, rt, cleared, payment, now, kind=kind)
         return status
@@ -250,9 +253,7 @@ async def settle_claim(
     if not claim.autopay:
         # The consumer's own payment failed: nothing is retried, and autopay goes on as it
         # was planned (a decline of the card the consumer chose says nothing of the plan's).
-        status = await payments.settle(
-            conn, payment, settlement, at=now, merchant_id=record.merchant_id
-        )
+        status = await _settle(conn, record, payment, settlement, now)
         await _save_collection(conn, cleared)
         replanned = await replan_collections(conn, cleared)
         resume = claim.resume_at
@@ -269,9 +270,7 @@ async def settle_claim(
     if settlement.failure is SOFT_DECLINE and payment.kind is payments.PaymentKind.INSTALLMENT:
         day = retry_date(claim.due_through, now.date())
         retry_at = midnight(day) if day is not None else None
-    status = await payments.settle(
-        conn, payment, settlement, at=now, merchant_id=record.merchant_id, next_attempt_at=retry_at
-    )
+    status = await _settle(conn, record, payment, settlement, now, retry_at)
     if retry_at is not None:
         await _save_collection(conn, replace(record, collection_due_at=retry_at))
     elif settlement.failure is HARD_DECLINE:
@@ -280,6 +279,43 @@ async def settle_claim(
         exhausted = replace(cleared, collection_exhausted_through=claim.due_through)
         await _save_collection(conn, exhausted)
         await replan_collections(conn, exhausted)
+    return status
+
+
+def payment_audit(payment: payments.Payment, status: payments.PaymentStatus) -> audit.AuditEntry:
+    """The audit record of a collected (or failed) payment: a money movement."""
+    return audit.AuditEntry(
+        actor="system",
+        action=f"payment.{status.value}",
+        entity_id=payment.id,
+        data={
+            "plan_id": payment.plan_id,
+            "kind": payment.kind.value,
+            "amount": payment.amount,
+            "currency": payment.currency,
+        },
+    )
+
+
+async def _settle(
+    conn: asyncpg.Connection,
+    record: PlanRecord,
+    payment: payments.Payment,
+    settlement: payments.Settlement,
+    now: datetime,
+    next_attempt_at: datetime | None = None,
+) -> payments.PaymentStatus:
+    """Record the gateway's answer, and audit it once it is final."""
+    status = await payments.settle(
+        conn,
+        payment,
+        settlement,
+        at=now,
+        merchant_id=record.merchant_id,
+        next_attempt_at=next_attempt_at,
+    )
+    if status is not payments.PaymentStatus.PROCESSING:
+        await audit.record_many(conn, [payment_audit(payment, status)], at=now)
     return status
 
 
@@ -346,122 +382,6 @@ async def charge(rt: Runtime, claim: Claim) -> payments.Settlement | None:
         )
     except payments.GatewayUnavailable:
         return None
-
-
-async def settle_all(
-    db: Database,
-    rt: Runtime,
-    outcomes: Sequence[tuple[Claim, payments.Settlement | None]],
-    now: datetime,
-) -> None:
-    """Settle gateway answers, several in one transaction (one commit, not one per charge).
-
-    In a consistent lock order (by consumer: the exposure rows), so concurrent settlers never
-    deadlock. If any of them fails, the transaction is rolled back and each is settled on its
-    own; one that still fails stays `processing` under its lease, to be re-sent with the same
-    key and settled by a later run.
-    """
-    ordered = sorted(outcomes, key=lambda o: (o[0].payment.consumer_id, o[0].plan_id))
-    try:
-        async with db.transaction() as conn:
-            for claim, settlement in ordered:
-                await settle_claim(conn, rt, claim, settlement, now)
-        return
-    except Exception:
-        if len(ordered) == 1:
-            log.exception("settling a collection failed", extra={"plan": ordered[0][0].plan_id})
-            return
-        log.warning("settling a batch of collections failed; settling them one by one")
-    for claim, settlement in ordered:
-        try:
-            async with db.transaction() as conn:
-                await settle_claim(conn, rt, claim, settlement, now)
-        except Exception:
-            log.exception("settling a collection failed", extra={"plan": claim.plan_id})
-
-
-CLAIM_CHUNK = 50  # plans claimed (and their charges recorded) per transaction
-SETTLE_CHUNK = 50  # gateway answers settled per transaction
-SETTLERS = 3  # transactions settling at once
-
-
-@dataclass
-class CollectAutopay:
-    """`installments.collect`: charge the autopay card of every plan whose collection is due.
-
-    A pipeline over one batch of `limit` plans. Claim a chunk (row locks, SKIP LOCKED:
-    several workers share the run), record each charge and commit; send the chunk's charges
-    (at most `concurrency` in flight) while the next chunk is claimed; settle the answers as
-    they arrive, a few dozen per transaction. Every charge is committed before it is sent,
-    and settled in a later transaction: a crash anywhere is resumed with the same keys.
-    """
-
-    rt: Runtime
-    concurrency: int | None = None  # None: `collection_concurrency` of the settings
-    name: str = "installments.collect"
-
-    async def next_due_at(self, db: Database) -> datetime | None:
-        async with db.connection() as conn:
-            return await repository.earliest(
-                conn, "collection_due_at", [s.value for s in OPEN_STATUSES]
-            )
-
-    async def run_due(self, db: Database, now: datetime, limit: int) -> int:
-        concurrency = self.concurrency or self.rt.settings.collection_concurrency
-        gate = asyncio.Semaphore(concurrency)
-        answers: asyncio.Queue[tuple[Claim, payments.Settlement | None] | None] = asyncio.Queue()
-        unsent = 0  # claimed and committed, not yet at the gateway
-        room = asyncio.Condition()
-
-        async def send(claim: Claim) -> None:
-            nonlocal unsent
-            try:
-                async with gate:
-                    async with room:
-                        unsent -= 1
-                        room.notify_all()
-                    answer = await charge(self.rt, claim)
-            except Exception:
-                # Sent or not, unknown: settled as "no answer", re-sent later with its key.
-                log.exception("charging a collection failed", extra={"plan": claim.plan_id})
-                answer = None
-            answers.put_nowait((claim, answer))
-
-        async def settle() -> None:
-            while (first := await answers.get()) is not None:
-                chunk = [first]
-                while len(chunk) < SETTLE_CHUNK and not answers.empty():
-                    more = answers.get_nowait()
-                    if more is None:
-                        answers.put_nowait(None)  # the end, for the other settlers
-                        break
-                    chunk.append(more)
-                await settle_all(db, self.rt, chunk, now)
-            answers.put_nowait(None)
-
-        def has_room() -> bool:
-            return unsent < concurrency
-
-        claimed = 0
-        sending: list[asyncio.Task[None]] = []
-        settlers = [asyncio.create_task(settle()) for _ in range(SETTLERS)]
-        try:
-            while claimed < limit:
-                async with room:  # claim ahead only as far as the gateway keeps up
-                    await room.wait_for(has_room)
-                claims = await claim_due(db, self.rt, now, min(CLAIM_CHUNK, limit - claimed))
-                claimed += len(claims)
-                unsent += len(claims)
-                sending += [asyncio.create_task(send(c)) for c in claims]
-                if len(claims) < CLAIM_CHUNK:
-                    break
-            await asyncio.gather(*sending)
-            answers.put_nowait(None)
-            await asyncio.gather(*settlers)
-        finally:
-            for task in (*sending, *settlers):
-                task.cancel()
-        return claimed
 
 
 # --------------------------------------------------------------------------- consumers
@@ -607,7 +527,7 @@ async def collect_plan_now(rt: Runtime, plan_id: str, now: datetime) -> None:
             or record.collection_due_at > now
         ):
             return
-        claim = await _prepare(conn, rt, record, now)
+        claim = await prepare_claim(conn, rt, record, now)
     if claim is None:
         return
     settlement = await charge(rt, claim)

@@ -28,7 +28,7 @@ import asyncpg
 from bnpl.installments.domain import PlanStatus
 from bnpl.installments.models import Plan, PlanInstallment
 from bnpl.installments.schemas import plan_json
-from bnpl.messaging import publish
+from bnpl.messaging import NewEvent, publish_many
 
 PLAN_CREATED: Final = "plan.created"
 INSTALLMENT_PAID: Final = "installment.paid"
@@ -57,39 +57,25 @@ def rfc3339(at: datetime) -> str:
     return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-async def emit(
-    conn: asyncpg.Connection, type: str, plan: Plan, data: Mapping[str, Any], at: datetime
-) -> str:
-    return await publish(
-        conn,
-        type,
-        plan.id,
-        data,
-        occurred_at=at,
-        merchant_id=plan.merchant_id,
-        consumer_id=plan.consumer_id,
+def event(type: str, plan: Plan, data: Mapping[str, Any], at: datetime) -> NewEvent:
+    """One of the plan's events, keyed by the plan, for `messaging.publish_many`."""
+    return NewEvent(
+        type, plan.id, data, at, merchant_id=plan.merchant_id, consumer_id=plan.consumer_id
     )
 
 
-async def plan_event(
-    conn: asyncpg.Connection,
-    type: str,
-    plan: Plan,
-    at: datetime,
-    extra: Mapping[str, Any] | None = None,
-) -> str:
+def plan_status_event(
+    type: str, plan: Plan, at: datetime, extra: Mapping[str, Any] | None = None
+) -> NewEvent:
     """An event whose data is the plan's public JSON (plus ``extra`` keys, if any)."""
     data = plan_json(plan)
     if extra:
         data.update(extra)
-    return await emit(conn, type, plan, data, at)
+    return event(type, plan, data, at)
 
 
-async def installment_paid(
-    conn: asyncpg.Connection, plan: Plan, installment: PlanInstallment, at: datetime
-) -> str:
-    return await emit(
-        conn,
+def installment_paid_event(plan: Plan, installment: PlanInstallment, at: datetime) -> NewEvent:
+    return event(
         INSTALLMENT_PAID,
         plan,
         {
@@ -103,6 +89,34 @@ async def installment_paid(
         },
         at,
     )
+
+
+async def _publish(conn: asyncpg.Connection, new: NewEvent) -> str:
+    [event_id] = await publish_many(conn, [new])
+    return event_id
+
+
+async def emit(
+    conn: asyncpg.Connection, type: str, plan: Plan, data: Mapping[str, Any], at: datetime
+) -> str:
+    return await _publish(conn, event(type, plan, data, at))
+
+
+async def plan_event(
+    conn: asyncpg.Connection,
+    type: str,
+    plan: Plan,
+    at: datetime,
+    extra: Mapping[str, Any] | None = None,
+) -> str:
+    """An event whose data is the plan's public JSON (plus ``extra`` keys, if any)."""
+    return await _publish(conn, plan_status_event(type, plan, at, extra))
+
+
+async def installment_paid(
+    conn: asyncpg.Connection, plan: Plan, installment: PlanInstallment, at: datetime
+) -> str:
+    return await _publish(conn, installment_paid_event(plan, installment, at))
 
 
 async def installment_late(

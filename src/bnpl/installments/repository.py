@@ -273,6 +273,50 @@ async def lock_plan(conn: asyncpg.Connection, plan_id: str) -> PlanRecord | None
     return _record(row, [_installment(r) for r in rows], accrued)
 
 
+async def lock_plans(conn: asyncpg.Connection, plan_ids: Sequence[str]) -> list[PlanRecord]:
+    """`lock_plan` for many plans in two statements, locked in (consumer, plan) order so two
+    batches never deadlock; the records in that order (unknown ids are left out)."""
+    rows = await conn.fetch(
+        f"""
+        SELECT {_PLAN_COLUMNS} FROM installments.plans p WHERE p.id = ANY($1::text[])
+        ORDER BY p.consumer_id, p.id
+        FOR UPDATE
+        """,
+        list(plan_ids),
+    )
+    return await _with_installments(conn, rows)
+
+
+async def _with_installments(
+    conn: asyncpg.Connection, rows: Sequence[asyncpg.Record]
+) -> list[PlanRecord]:
+    """The plans of `rows` with their installments, read by a statement of its own (see
+    `lock_plan`: a statement that waited for the plan locks would read stale installments)."""
+    if not rows:
+        return []
+    found = await conn.fetch(
+        """
+        SELECT i.plan_id, i.seq, i.due_date, i.principal, i.interest, i.fees, i.principal_paid,
+               i.interest_paid, i.fees_paid, i.status, i.interest_accrued
+        FROM unnest($1::text[], $2::text[]) AS w (plan_id, consumer_id)
+        JOIN installments.installments i
+          ON i.plan_id = w.plan_id AND i.consumer_id = w.consumer_id
+        ORDER BY i.plan_id, i.seq
+        """,
+        [r["id"] for r in rows],
+        [r["consumer_id"] for r in rows],
+    )
+    by_plan: dict[str, list[asyncpg.Record]] = {}
+    for i in found:
+        by_plan.setdefault(i["plan_id"], []).append(i)
+    records = []
+    for row in rows:
+        mine = by_plan.get(row["id"], [])
+        accrued = frozenset(r["seq"] for r in mine if r["interest_accrued"])
+        records.append(_record(row, [_installment(r) for r in mine], accrued))
+    return records
+
+
 async def fetch_plan(conn: asyncpg.Connection, plan_id: str) -> PlanRecord | None:
     rows = await conn.fetch(
         f"""
@@ -375,6 +419,109 @@ async def save_collection_state(
     )
 
 
+async def save_plans(
+    conn: asyncpg.Connection,
+    saved: Sequence[tuple[PlanRecord, Sequence[Installment]]],
+    *,
+    at: datetime,
+) -> None:
+    """Many plans' new state in one statement: each `(record, changed installments)` writes
+    the changed installments (``paid_at`` as in `save_plan_state`) and the record's totals,
+    status and collection state (its version goes up by one)."""
+    changed = [(r.id, r.consumer_id, i) for r, installments in saved for i in installments]
+    plans = [record for record, _ in saved]
+    await conn.execute(
+        """
+        WITH changed AS (
+            UPDATE installments.installments i
+            SET principal = c.principal, interest = c.interest, fees = c.fees,
+                principal_paid = c.principal_paid, interest_paid = c.interest_paid,
+                fees_paid = c.fees_paid, status = c.status,
+                paid_at = CASE WHEN c.status = 'paid' THEN coalesce(i.paid_at, $1) END
+            FROM unnest($2::text[], $3::text[], $4::smallint[], $5::bigint[], $6::bigint[],
+                        $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::text[])
+                AS c (plan_id, consumer_id, seq, principal, interest, fees, principal_paid,
+                      interest_paid, fees_paid, status)
+            WHERE i.plan_id = c.plan_id AND i.consumer_id = c.consumer_id AND i.seq = c.seq
+            RETURNING 1
+        )
+        UPDATE installments.plans p
+        SET principal = u.principal, status = u.status, refunded_amount = u.refunded_amount,
+            late_fees_total = u.late_fees_total, updated_at = $1, version = p.version + 1,
+            collection_due_at = u.due_at, collection_payment_id = u.payment_id,
+            collection_attempt = u.attempt, collection_exhausted_through = u.exhausted,
+            autopay_blocked = u.blocked, charge_off_at = u.charge_off_at
+        FROM unnest($12::text[], $13::bigint[], $14::text[], $15::bigint[], $16::bigint[],
+                    $17::timestamptz[], $18::text[], $19::int[], $20::date[], $21::bool[],
+                    $22::timestamptz[])
+            AS u (id, principal, status, refunded_amount, late_fees_total, due_at, payment_id,
+                  attempt, exhausted, blocked, charge_off_at)
+        WHERE p.id = u.id
+        """,
+        at,
+        [plan_id for plan_id, _, _ in changed],
+        [consumer_id for _, consumer_id, _ in changed],
+        [i.seq for _, _, i in changed],
+        [i.principal for _, _, i in changed],
+        [i.interest for _, _, i in changed],
+        [i.fees for _, _, i in changed],
+        [i.principal_paid for _, _, i in changed],
+        [i.interest_paid for _, _, i in changed],
+        [i.fees_paid for _, _, i in changed],
+        [i.status.value for _, _, i in changed],
+        [r.id for r in plans],
+        [r.principal for r in plans],
+        [r.status.value for r in plans],
+        [r.refunded_amount for r in plans],
+        [r.late_fees_total for r in plans],
+        [r.collection_due_at for r in plans],
+        [r.collection_payment_id for r in plans],
+        [r.collection_attempt for r in plans],
+        [r.collection_exhausted_through for r in plans],
+        [r.autopay_blocked for r in plans],
+        [r.charge_off_at for r in plans],
+    )
+
+
+async def save_collection_states(conn: asyncpg.Connection, records: Sequence[PlanRecord]) -> None:
+    """`save_collection_state` of many plans, from their records, in one statement."""
+    await conn.execute(
+        """
+        UPDATE installments.plans p
+        SET collection_due_at = u.due_at, collection_payment_id = u.payment_id,
+            collection_attempt = u.attempt, collection_exhausted_through = u.exhausted,
+            autopay_blocked = u.blocked, charge_off_at = u.charge_off_at
+        FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::int[], $5::date[],
+                    $6::bool[], $7::timestamptz[])
+            AS u (id, due_at, payment_id, attempt, exhausted, blocked, charge_off_at)
+        WHERE p.id = u.id
+        """,
+        [r.id for r in records],
+        [r.collection_due_at for r in records],
+        [r.collection_payment_id for r in records],
+        [r.collection_attempt for r in records],
+        [r.collection_exhausted_through for r in records],
+        [r.autopay_blocked for r in records],
+        [r.charge_off_at for r in records],
+    )
+
+
+async def mark_accrued_many(
+    conn: asyncpg.Connection, accrued: Sequence[tuple[str, str, int]]
+) -> None:
+    """`mark_accrued` of `(plan_id, consumer_id, seq)` triples, in one statement."""
+    await conn.execute(
+        """
+        UPDATE installments.installments i SET interest_accrued = true
+        FROM unnest($1::text[], $2::text[], $3::smallint[]) AS a (plan_id, consumer_id, seq)
+        WHERE i.plan_id = a.plan_id AND i.consumer_id = a.consumer_id AND i.seq = a.seq
+        """,
+        [plan_id for plan_id, _, _ in accrued],
+        [consumer_id for _, consumer_id, _ in accrued],
+        [seq for _, _, seq in accrued],
+    )
+
+
 async def set_payment_method(conn: asyncpg.Connection, plan_id: str, pm_id: str) -> None:
     await conn.execute(
         "UPDATE installments.plans SET payment_method_id = $2 WHERE id = $1", plan_id, pm_id
@@ -396,6 +543,24 @@ async def add_late_fees_total(conn: asyncpg.Connection, plan_id: str, amount: in
         plan_id,
         amount,
     )
+
+
+async def claim_due_plans(
+    conn: asyncpg.Connection, column: str, now: datetime, limit: int, statuses: Sequence[str]
+) -> list[PlanRecord]:
+    """`claim_plans`, with the claimed plans read whole (two statements)."""
+    rows = await conn.fetch(
+        f"""
+        SELECT {_PLAN_COLUMNS} FROM installments.plans p
+        WHERE p.{column} <= $1 AND p.status = ANY($3::text[])
+        ORDER BY p.{column} LIMIT $2
+        FOR UPDATE SKIP LOCKED
+        """,
+        now,
+        limit,
+        list(statuses),
+    )
+    return await _with_installments(conn, rows)
 
 
 async def claim_plans(

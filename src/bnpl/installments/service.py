@@ -187,30 +187,48 @@ async def _cancel_waiting_retry(
     return cleared
 
 
-async def _book_receivable_changes(
-    conn: asyncpg.Connection,
-    record: PlanRecord,
-    installments: Sequence[Installment],
-    at: datetime,
-) -> None:
-    """Fees only grow by a late fee and only shrink by a waiver; an installment's interest
-    only shrinks by a waiver. What was booked as receivable moves with them."""
+def receivable_changes(
+    record: PlanRecord, installments: Sequence[Installment]
+) -> list[tuple[str, list[ledger.Line]]]:
+    """What a change of the plan's installments moves on the receivable side, as ledger
+    `(kind, lines)`: fees only grow by a late fee and only shrink by a waiver; an
+    installment's interest only shrinks by a waiver (what was booked as receivable moves)."""
     fees_added = fees_waived = interest_waived = 0
     for old, new in zip(record.installments, installments, strict=True):
         fees_added += max(0, new.fees - old.fees)
         fees_waived += max(0, old.fees - new.fees)
         if old.seq in record.accrued:
             interest_waived += max(0, old.interest - new.interest)
+    changes = []
     if fees_added:
-        await book(conn, record, "plan.late_fee", ledger.late_fee(fees_added), at)
+        changes.append(("plan.late_fee", ledger.late_fee(fees_added)))
     if fees_waived or interest_waived:
-        await book(
-            conn,
-            record,
-            "plan.waiver",
-            ledger.waiver(interest=interest_waived, fees=fees_waived),
-            at,
-        )
+        changes.append(("plan.waiver", ledger.waiver(interest=interest_waived, fees=fees_waived)))
+    return changes
+
+
+async def _book_receivable_changes(
+    conn: asyncpg.Connection,
+    record: PlanRecord,
+    installments: Sequence[Installment],
+    at: datetime,
+) -> None:
+    for kind, lines in receivable_changes(record, installments):
+        await book(conn, record, kind, lines, at)
+
+
+def posting(
+    record: PlanRecord, kind: str, lines: Sequence[ledger.Line], reference_id: str | None = None
+) -> ledger.Posting:
+    """One of the plan's ledger entries, for `ledger.post_many`."""
+    return ledger.Posting(
+        kind=kind,
+        reference_id=reference_id or record.id,
+        currency=record.currency,
+        lines=lines,
+        consumer_id=record.consumer_id,
+        merchant_id=record.merchant_id,
+    )
 
 
 async def book(
@@ -234,8 +252,8 @@ async def book(
     )
 
 
-async def replan_collections(conn: asyncpg.Connection, record: PlanRecord) -> PlanRecord:
-    """When autopay next charges the plan and when it would be charged off.
+def planned_collections(record: PlanRecord) -> PlanRecord:
+    """The record with when autopay next charges the plan and when it would be charged off.
 
     A collection in progress keeps its own schedule (the collection run owns it); a closed
     plan, or one whose autopay a hard decline blocked, has no collection planned.
@@ -255,16 +273,23 @@ async def replan_collections(conn: asyncpg.Connection, record: PlanRecord) -> Pl
         due_at = None
     if (due_at, charge_off) == (record.collection_due_at, record.charge_off_at):
         return record
-    updated = replace(record, collection_due_at=due_at, charge_off_at=charge_off)
+    return replace(record, collection_due_at=due_at, charge_off_at=charge_off)
+
+
+async def replan_collections(conn: asyncpg.Connection, record: PlanRecord) -> PlanRecord:
+    """`planned_collections`, saved if it changed."""
+    updated = planned_collections(record)
+    if updated is record:
+        return record
     await repository.save_collection_state(
         conn,
         record.id,
-        collection_due_at=due_at,
+        collection_due_at=updated.collection_due_at,
         collection_payment_id=updated.collection_payment_id,
         collection_attempt=updated.collection_attempt,
         collection_exhausted_through=updated.collection_exhausted_through,
         autopay_blocked=updated.autopay_blocked,
-        charge_off_at=charge_off,
+        charge_off_at=updated.charge_off_at,
     )
     return updated
 

@@ -17,13 +17,14 @@ import asyncpg
 Connection = asyncpg.Connection
 
 
-def _dumps(value: Any) -> str:
+def json_text(value: Any) -> str:
+    """JSON as the platform writes it to json/jsonb columns."""
     return json.dumps(value, separators=(",", ":"), default=str)
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
     for name in ("json", "jsonb"):
-        await conn.set_type_codec(name, encoder=_dumps, decoder=json.loads, schema="pg_catalog")
+        await conn.set_type_codec(name, encoder=json_text, decoder=json.loads, schema="pg_catalog")
 
 
 async def _no_reset(conn: asyncpg.Connection) -> None:

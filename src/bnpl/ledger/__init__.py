@@ -62,11 +62,13 @@ from bnpl.ledger.service import (
     AccountBalance,
     Entry,
     EntryLine,
+    Posting,
     account_balance,
     balances,
     entries,
     entry,
     post,
+    post_many,
 )
 
 __all__ = [
@@ -80,6 +82,7 @@ __all__ = [
     "EntryLine",
     "IdempotencyConflict",
     "Line",
+    "Posting",
     "PostingError",
     "Side",
     "Verification",
@@ -100,6 +103,7 @@ __all__ = [
     "late_fee",
     "payout_funding",
     "post",
+    "post_many",
     "recovery",
     "refund",
     "register_check",

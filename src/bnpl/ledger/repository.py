@@ -64,6 +64,50 @@ WHERE $9::text IS NOT NULL AND idempotency_key = $9 AND NOT EXISTS (SELECT 1 FRO
 """
 
 
+# Many entries in one statement (a batch job's): entries, lines, and one bucket bump per
+# (account, currency) for the sum of all of them, picked as in `_POST`.
+_POST_MANY = """
+WITH entry AS (
+    INSERT INTO ledger.entries
+        (id, kind, reference_id, currency, amount, at, consumer_id, merchant_id)
+    SELECT e.id, e.kind, e.reference_id, e.currency, e.amount, $1, e.consumer_id, e.merchant_id
+    FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[],
+                $8::text[])
+         AS e (id, kind, reference_id, currency, amount, consumer_id, merchant_id)
+),
+journal AS (
+    INSERT INTO ledger.lines (entry_id, line_no, account, side, amount, currency)
+    SELECT * FROM unnest($9::text[], $10::smallint[], $11::text[], $12::text[], $13::bigint[],
+                         $14::text[])
+),
+picked AS MATERIALIZED (
+    SELECT d.account, d.currency, d.debits, d.credits, b.slot
+    FROM unnest($15::text[], $16::text[], $17::bigint[], $18::bigint[])
+         AS d (account, currency, debits, credits)
+    LEFT JOIN LATERAL (
+        SELECT bb.slot FROM ledger.balance_buckets bb
+        WHERE bb.account = d.account AND bb.currency = d.currency
+        ORDER BY random()
+        LIMIT 1
+        FOR UPDATE SKIP LOCKED
+    ) b ON true
+),
+bumped AS (
+    UPDATE ledger.balance_buckets bb
+    SET debits = bb.debits + p.debits, credits = bb.credits + p.credits
+    FROM picked p
+    WHERE p.slot IS NOT NULL AND bb.account = p.account AND bb.currency = p.currency
+      AND bb.slot = p.slot
+)
+INSERT INTO ledger.balance_buckets AS bb (account, currency, slot, debits, credits)
+SELECT p.account, p.currency, floor(random() * 2147483647)::integer, p.debits, p.credits
+FROM picked p
+WHERE p.slot IS NULL
+ON CONFLICT (account, currency, slot) DO UPDATE
+SET debits = bb.debits + EXCLUDED.debits, credits = bb.credits + EXCLUDED.credits
+"""
+
+
 async def insert_entry(
     conn: asyncpg.Connection,
     *,
@@ -104,6 +148,26 @@ async def insert_entry(
         net_credits,
     )
     return row
+
+
+async def insert_entries(
+    conn: asyncpg.Connection,
+    *,
+    at: datetime,
+    entries: Sequence[tuple[str, str, str, str, int, str | None, str | None]],
+    lines: Sequence[tuple[str, int, str, str, int, str]],
+    net: Sequence[tuple[str, str, int, int]],
+) -> None:
+    """Write many entries at once: `entries` (id, kind, reference_id, currency, amount,
+    consumer_id, merchant_id), `lines` (entry_id, line_no, account, side, amount, currency)
+    and `net` (account, currency, debits, credits) summed over all of them."""
+    await conn.execute(
+        _POST_MANY,
+        at,
+        *(list(column) for column in zip(*entries, strict=True)),
+        *(list(column) for column in zip(*lines, strict=True)),
+        *(list(column) for column in zip(*net, strict=True)),
+    )
 
 
 async def entry_by_idempotency_key(conn: asyncpg.Connection, key: str) -> asyncpg.Record | None:

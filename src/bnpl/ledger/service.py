@@ -107,6 +107,67 @@ async def post(
     return entry_id
 
 
+@dataclass(frozen=True, slots=True)
+class Posting:
+    """One entry for `post_many`."""
+
+    kind: str
+    reference_id: str
+    currency: str
+    lines: Sequence[Line]
+    consumer_id: str | None = None
+    merchant_id: str | None = None
+
+
+async def post_many(
+    conn: asyncpg.Connection, postings: Sequence[Posting], *, at: datetime
+) -> list[str]:
+    """Write several balanced entries in one statement (a batch job's); their `jrn_` ids.
+
+    Each posting is checked as `post` checks one, all before touching the database; the
+    balances move once per account and currency, by the sum of all of them.
+    """
+    if not isinstance(at, datetime) or at.tzinfo is None or at.utcoffset() is None:
+        raise PostingError("`at` must be a timezone-aware datetime")
+    if not postings:
+        return []
+    entries: list[tuple[str, str, str, str, int, str | None, str | None]] = []
+    lines: list[tuple[str, int, str, str, int, str]] = []
+    net: dict[tuple[str, str], list[int]] = {}
+    for posting in postings:
+        entry_id = new_id("jrn")
+        posted = tuple(posting.lines)
+        total = validate_entry(posting.currency, posted)
+        entries.append(
+            (
+                entry_id,
+                _text(posting.kind, "kind"),
+                _text(posting.reference_id, "reference_id"),
+                posting.currency,
+                total,
+                _optional_text(posting.consumer_id, "consumer_id"),
+                _optional_text(posting.merchant_id, "merchant_id"),
+            )
+        )
+        for n, line in enumerate(posted, start=1):
+            lines.append(
+                (entry_id, n, line.account.value, line.side.value, line.amount, posting.currency)
+            )
+        for account, (debits, credits) in net_by_account(posted).items():
+            pair = net.setdefault((account.value, posting.currency), [0, 0])
+            pair[0] += debits
+            pair[1] += credits
+    await repository.insert_entries(
+        conn,
+        at=at,
+        entries=entries,
+        lines=lines,
+        # Sorted, so that concurrent batches pick their buckets in one order.
+        net=[(a, c, d, k) for (a, c), (d, k) in sorted(net.items())],
+    )
+    return [e[0] for e in entries]
+
+
 # --------------------------------------------------------------------------- balances
 
 

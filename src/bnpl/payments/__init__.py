@@ -5,7 +5,8 @@ Facade for the contexts that move money (checkout, installments):
 - `open_charge(conn, ...)` records a charge and its gateway idempotency key; commit it.
 - `run_charge(gateway, payment, clock)` calls the gateway outside any transaction,
   retrying transient failures with the same key.
-- `settle(conn, payment, settlement, at=...)` records the outcome and emits its event.
+- `settle(conn, payment, settlement, at=...)` records the outcome and emits its event;
+  `open_charges` and `settle_many` do the same for many payments in a few statements.
 - `open_refund(conn, ...)` records a refund to the consumer; it is paid back asynchronously.
 """
 
@@ -15,18 +16,22 @@ from circuitbreaker import CircuitBreaker
 
 from bnpl.payments.domain import Failure, Payment, PaymentKind, PaymentStatus, Settlement
 from bnpl.payments.handlers import execute_refund_handler
-from bnpl.payments.repository import attach_to_plan, get_payment
+from bnpl.payments.repository import attach_to_plan, get_payment, get_payments
 from bnpl.payments.schemas import PaymentOut
 from bnpl.payments.service import (
     GatewayUnavailable,
+    NewCharge,
     NothingToRefund,
+    Settle,
     cancel,
     gateway_breaker,
     open_charge,
+    open_charges,
     open_refund,
     reopen,
     run_charge,
     settle,
+    settle_many,
 )
 from bnpl.runtime import Runtime
 
@@ -47,21 +52,26 @@ def register(rt: Runtime) -> None:
 __all__ = [
     "Failure",
     "GatewayUnavailable",
+    "NewCharge",
     "NothingToRefund",
     "Payment",
     "PaymentKind",
     "PaymentOut",
     "PaymentStatus",
+    "Settle",
     "Settlement",
     "attach_to_plan",
     "breaker",
     "cancel",
     "gateway_breaker",
     "get_payment",
+    "get_payments",
     "open_charge",
+    "open_charges",
     "open_refund",
     "register",
     "reopen",
     "run_charge",
     "settle",
+    "settle_many",
 ]

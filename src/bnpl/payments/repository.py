@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
@@ -38,41 +39,57 @@ def _payment(row: asyncpg.Record, attempts: Sequence[asyncpg.Record] = ()) -> Pa
     )
 
 
-async def insert_payment(
-    conn: asyncpg.Connection,
-    *,
-    payment_id: str,
-    consumer_id: str,
-    plan_id: str | None,
-    checkout_id: str | None,
-    kind: PaymentKind,
-    amount: int,
-    currency: str,
-    payment_method_id: str | None,
-    gateway_token: str | None,
-    at: datetime,
-) -> Payment:
-    row = await conn.fetchrow(
+@dataclass(frozen=True, slots=True)
+class NewPayment:
+    """A payment row about to be written (`insert_payments`)."""
+
+    payment_id: str
+    consumer_id: str
+    plan_id: str | None
+    checkout_id: str | None
+    kind: PaymentKind
+    amount: int
+    currency: str
+    payment_method_id: str | None
+    gateway_token: str | None
+
+
+async def insert_payments(
+    conn: asyncpg.Connection, payments: Sequence[NewPayment], *, at: datetime
+) -> list[Payment]:
+    """Insert `processing` payments (their id is their gateway key), in one statement."""
+    rows = await conn.fetch(
         f"""
         INSERT INTO payments.payments
             (id, consumer_id, plan_id, checkout_id, kind, amount, currency, status,
              payment_method_id, gateway_token, gateway_key, created_at, updated_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, 'processing', $8, $9, $1, $10, $10)
+        SELECT n.id, n.consumer_id, n.plan_id, n.checkout_id, n.kind, n.amount, n.currency,
+               'processing', n.payment_method_id, n.gateway_token, n.id, $1, $1
+        FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[],
+                    $8::text[], $9::text[], $10::text[]) WITH ORDINALITY
+             AS n (id, consumer_id, plan_id, checkout_id, kind, amount, currency,
+                   payment_method_id, gateway_token, i)
+        ORDER BY n.i
         RETURNING {_COLUMNS}
         """,
-        payment_id,
-        consumer_id,
-        plan_id,
-        checkout_id,
-        kind.value,
-        amount,
-        currency,
-        payment_method_id,
-        gateway_token,
         at,
+        [p.payment_id for p in payments],
+        [p.consumer_id for p in payments],
+        [p.plan_id for p in payments],
+        [p.checkout_id for p in payments],
+        [p.kind.value for p in payments],
+        [p.amount for p in payments],
+        [p.currency for p in payments],
+        [p.payment_method_id for p in payments],
+        [p.gateway_token for p in payments],
     )
-    assert row is not None
-    return _payment(row)
+    by_id = {r["id"]: _payment(r) for r in rows}
+    return [by_id[p.payment_id] for p in payments]
+
+
+async def insert_payment(conn: asyncpg.Connection, payment: NewPayment, at: datetime) -> Payment:
+    [inserted] = await insert_payments(conn, [payment], at=at)
+    return inserted
 
 
 async def get_payment(
@@ -92,6 +109,14 @@ async def get_payment(
         payment_id,
     )
     return _payment(row, attempts)
+
+
+async def get_payments(conn: asyncpg.Connection, payment_ids: Sequence[str]) -> list[Payment]:
+    """Payments by id (without their attempts), in no particular order."""
+    rows = await conn.fetch(
+        f"SELECT {_COLUMNS} FROM payments.payments WHERE id = ANY($1::text[])", list(payment_ids)
+    )
+    return [_payment(r) for r in rows]
 
 
 async def list_payments(
@@ -127,43 +152,54 @@ async def list_payments(
     return [_payment(r, by_payment.get(r["id"], [])) for r in rows]
 
 
-async def record_outcome(
-    conn: asyncpg.Connection,
-    payment_id: str,
-    *,
-    status: PaymentStatus,
-    failure_code: str | None,
-    gateway_reference: str | None,
-    next_attempt_at: datetime | None,
-    attempts: Sequence[Attempt],
-    at: datetime,
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A payment's new status and the gateway attempts that led to it (`record_outcomes`)."""
+
+    payment_id: str
+    status: PaymentStatus
+    failure_code: str | None
+    gateway_reference: str | None
+    next_attempt_at: datetime | None
+    attempts: Sequence[Attempt]
+
+
+async def record_outcomes(
+    conn: asyncpg.Connection, outcomes: Sequence[Outcome], *, at: datetime
 ) -> None:
-    """The payment's new status and its gateway attempts (numbered on), in one statement."""
+    """The payments' new statuses and their attempts (numbered on), in one statement."""
+    tried = [(o.payment_id, i, a) for o in outcomes for i, a in enumerate(o.attempts, start=1)]
     await conn.execute(
         """
         WITH added AS (
             INSERT INTO payments.attempts (payment_id, n, at, outcome, code, gateway_reference)
-            SELECT $1, a.i + coalesce(
-                       (SELECT max(n) FROM payments.attempts WHERE payment_id = $1), 0),
+            SELECT a.payment_id,
+                   a.i + coalesce((SELECT max(n) FROM payments.attempts x
+                                   WHERE x.payment_id = a.payment_id), 0),
                    a.at, a.outcome, a.code, a.reference
-            FROM unnest($7::timestamptz[], $8::text[], $9::text[], $10::text[])
-                 WITH ORDINALITY AS a (at, outcome, code, reference, i)
+            FROM unnest($2::text[], $3::int[], $4::timestamptz[], $5::text[], $6::text[],
+                        $7::text[]) AS a (payment_id, i, at, outcome, code, reference)
         )
-        UPDATE payments.payments
-        SET status = $2, failure_code = $3, gateway_reference = coalesce($4, gateway_reference),
-            next_attempt_at = $5, updated_at = $6
-        WHERE id = $1
+        UPDATE payments.payments p
+        SET status = u.status, failure_code = u.failure_code,
+            gateway_reference = coalesce(u.reference, p.gateway_reference),
+            next_attempt_at = u.next_attempt_at, updated_at = $1
+        FROM unnest($8::text[], $9::text[], $10::text[], $11::text[], $12::timestamptz[])
+            AS u (id, status, failure_code, reference, next_attempt_at)
+        WHERE p.id = u.id
         """,
-        payment_id,
-        status.value,
-        failure_code,
-        gateway_reference,
-        next_attempt_at,
         at,
-        [a.at for a in attempts],
-        [a.outcome for a in attempts],
-        [a.code for a in attempts],
-        [a.gateway_reference for a in attempts],
+        [payment_id for payment_id, _, _ in tried],
+        [i for _, i, _ in tried],
+        [a.at for _, _, a in tried],
+        [a.outcome for _, _, a in tried],
+        [a.code for _, _, a in tried],
+        [a.gateway_reference for _, _, a in tried],
+        [o.payment_id for o in outcomes],
+        [o.status.value for o in outcomes],
+        [o.failure_code for o in outcomes],
+        [o.gateway_reference for o in outcomes],
+        [o.next_attempt_at for o in outcomes],
     )
 
 
@@ -229,13 +265,13 @@ async def attach_to_plan(conn: asyncpg.Connection, payment_id: str, plan_id: str
     )
 
 
-async def set_status(
-    conn: asyncpg.Connection, payment_id: str, status: PaymentStatus, *, at: datetime
+async def set_statuses(
+    conn: asyncpg.Connection, payment_ids: Sequence[str], status: PaymentStatus, *, at: datetime
 ) -> None:
     await conn.execute(
         "UPDATE payments.payments SET status = $2, next_attempt_at = NULL, updated_at = $3 "
-        "WHERE id = $1",
-        payment_id,
+        "WHERE id = ANY($1::text[])",
+        list(payment_ids),
         status.value,
         at,
     )

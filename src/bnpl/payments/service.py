@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
@@ -19,7 +20,7 @@ from tenacity import AsyncRetrying, retry_if_result, stop_after_attempt, wait_ex
 
 from bnpl.kit.clock import Clock
 from bnpl.kit.ids import new_id
-from bnpl.messaging import publish
+from bnpl.messaging import NewEvent, publish, publish_many
 from bnpl.payments import repository as repo
 from bnpl.payments.domain import (
     Attempt,
@@ -41,6 +42,44 @@ class NothingToRefund(Exception):
     """The plan's succeeded charges cannot cover the refund."""
 
 
+@dataclass(frozen=True, slots=True)
+class NewCharge:
+    """A charge about to be made (`open_charges`)."""
+
+    kind: PaymentKind
+    consumer_id: str
+    amount: int
+    currency: str
+    payment_method_id: str
+    gateway_token: str
+    plan_id: str | None = None
+    checkout_id: str | None = None
+
+
+async def open_charges(
+    conn: asyncpg.Connection, charges: Sequence[NewCharge], *, at: datetime
+) -> list[Payment]:
+    """Record charges about to be made, in one statement; each id is its gateway key."""
+    return await repo.insert_payments(
+        conn,
+        [
+            repo.NewPayment(
+                payment_id=new_id("pay"),
+                consumer_id=c.consumer_id,
+                plan_id=c.plan_id,
+                checkout_id=c.checkout_id,
+                kind=c.kind,
+                amount=c.amount,
+                currency=c.currency,
+                payment_method_id=c.payment_method_id,
+                gateway_token=c.gateway_token,
+            )
+            for c in charges
+        ],
+        at=at,
+    )
+
+
 async def open_charge(
     conn: asyncpg.Connection,
     *,
@@ -55,19 +94,11 @@ async def open_charge(
     checkout_id: str | None = None,
 ) -> Payment:
     """Record a charge about to be made; its id is its gateway idempotency key."""
-    return await repo.insert_payment(
-        conn,
-        payment_id=new_id("pay"),
-        consumer_id=consumer_id,
-        plan_id=plan_id,
-        checkout_id=checkout_id,
-        kind=kind,
-        amount=amount,
-        currency=currency,
-        payment_method_id=payment_method_id,
-        gateway_token=gateway_token,
-        at=at,
+    charge = NewCharge(
+        kind, consumer_id, amount, currency, payment_method_id, gateway_token, plan_id, checkout_id
     )
+    [payment] = await open_charges(conn, [charge], at=at)
+    return payment
 
 
 def _outcome_word(result: ChargeResult) -> str:
@@ -184,6 +215,78 @@ async def run_charge(
     return await _with_retries(call, clock, max_wait=max_wait, breaker=breaker)
 
 
+@dataclass(frozen=True, slots=True)
+class Settle:
+    """A gateway answer to record (`settle_many`); `next_attempt_at` for a decline that is
+    retried later (the payment waits `retry_scheduled` instead of `failed`)."""
+
+    payment: Payment
+    settlement: Settlement
+    merchant_id: str | None = None
+    next_attempt_at: datetime | None = None
+
+    @property
+    def status(self) -> PaymentStatus:
+        if self.settlement.failure is Failure.TRANSIENT:
+            return PaymentStatus.PROCESSING
+        if self.settlement.succeeded:
+            return PaymentStatus.SUCCEEDED
+        if self.next_attempt_at is not None:
+            return PaymentStatus.RETRY_SCHEDULED
+        return PaymentStatus.FAILED
+
+
+def _payment_event(item: Settle, at: datetime) -> NewEvent:
+    payment, settlement = item.payment, item.settlement
+    return NewEvent(
+        "payment.succeeded" if settlement.succeeded else "payment.failed",
+        payment.plan_id or payment.id,
+        {
+            "payment_id": payment.id,
+            "plan_id": payment.plan_id,
+            "kind": payment.kind.value,
+            "amount": payment.amount,
+            "currency": payment.currency,
+            "status": item.status.value,
+            "failure_code": None if settlement.succeeded else settlement.code,
+            "decline": settlement.failure.value if settlement.failure else None,
+        },
+        at,
+        merchant_id=item.merchant_id,
+        consumer_id=payment.consumer_id,
+    )
+
+
+async def settle_many(
+    conn: asyncpg.Connection, items: Sequence[Settle], *, at: datetime
+) -> list[PaymentStatus]:
+    """Record the gateway's final answers and emit `payment.succeeded` / `payment.failed`
+    for each, in a few statements whatever their number; their new statuses.
+
+    A transient outcome (retries exhausted, money possibly moved) leaves the payment
+    `processing`, to be resumed with the same key; it emits nothing.
+    """
+    await repo.record_outcomes(
+        conn,
+        [
+            repo.Outcome(
+                payment_id=item.payment.id,
+                status=item.status,
+                failure_code=None if item.settlement.succeeded else item.settlement.code,
+                gateway_reference=item.settlement.gateway_reference,
+                next_attempt_at=item.next_attempt_at,
+                attempts=item.settlement.attempts,
+            )
+            for item in items
+        ],
+        at=at,
+    )
+    await publish_many(
+        conn, [_payment_event(i, at) for i in items if i.status is not PaymentStatus.PROCESSING]
+    )
+    return [item.status for item in items]
+
+
 async def settle(
     conn: asyncpg.Connection,
     payment: Payment,
@@ -193,48 +296,10 @@ async def settle(
     merchant_id: str | None = None,
     next_attempt_at: datetime | None = None,
 ) -> PaymentStatus:
-    """Record the gateway's final answer and emit `payment.succeeded` / `payment.failed`.
-
-    A transient outcome (retries exhausted, money possibly moved) leaves the payment
-    `processing`, to be resumed with the same key.
-    """
-    if settlement.failure is Failure.TRANSIENT:
-        status = PaymentStatus.PROCESSING
-    elif settlement.succeeded:
-        status = PaymentStatus.SUCCEEDED
-    elif next_attempt_at is not None:
-        status = PaymentStatus.RETRY_SCHEDULED
-    else:
-        status = PaymentStatus.FAILED
-    await repo.record_outcome(
-        conn,
-        payment.id,
-        status=status,
-        failure_code=None if settlement.succeeded else settlement.code,
-        gateway_reference=settlement.gateway_reference,
-        next_attempt_at=next_attempt_at,
-        attempts=settlement.attempts,
-        at=at,
+    """`settle_many` of one payment."""
+    [status] = await settle_many(
+        conn, [Settle(payment, settlement, merchant_id, next_attempt_at)], at=at
     )
-    if status in (PaymentStatus.SUCCEEDED, PaymentStatus.FAILED, PaymentStatus.RETRY_SCHEDULED):
-        await publish(
-            conn,
-            "payment.succeeded" if settlement.succeeded else "payment.failed",
-            payment.plan_id or payment.id,
-            {
-                "payment_id": payment.id,
-                "plan_id": payment.plan_id,
-                "kind": payment.kind.value,
-                "amount": payment.amount,
-                "currency": payment.currency,
-                "status": status.value,
-                "failure_code": None if settlement.succeeded else settlement.code,
-                "decline": settlement.failure.value if settlement.failure else None,
-            },
-            occurred_at=at,
-            merchant_id=merchant_id,
-            consumer_id=payment.consumer_id,
-        )
     return status
 
 
@@ -265,16 +330,18 @@ async def open_refund(
         raise NothingToRefund(f"charges of {plan_id} cannot cover a refund of {amount}")
     payment = await repo.insert_payment(
         conn,
-        payment_id=new_id("pay"),
-        consumer_id=consumer_id,
-        plan_id=plan_id,
-        checkout_id=checkout_id,
-        kind=PaymentKind.REFUND,
-        amount=amount,
-        currency=currency,
-        payment_method_id=None,
-        gateway_token=None,
-        at=at,
+        repo.NewPayment(
+            payment_id=new_id("pay"),
+            consumer_id=consumer_id,
+            plan_id=plan_id,
+            checkout_id=checkout_id,
+            kind=PaymentKind.REFUND,
+            amount=amount,
+            currency=currency,
+            payment_method_id=None,
+            gateway_token=None,
+        ),
+        at,
     )
     await repo.insert_refund_slices(conn, payment.id, slices)
     await publish(
@@ -319,11 +386,13 @@ async def execute_refund(
     return await settle(conn, payment, final, at=clock.now())
 
 
-async def reopen(conn: asyncpg.Connection, payment_id: str, *, at: datetime) -> None:
-    """A scheduled retry is being attempted: the payment is `processing` again."""
-    await repo.set_status(conn, payment_id, PaymentStatus.PROCESSING, at=at)
+async def reopen(conn: asyncpg.Connection, *payment_ids: str, at: datetime) -> None:
+    """Scheduled retries are being attempted: the payments are `processing` again."""
+    if payment_ids:
+        await repo.set_statuses(conn, payment_ids, PaymentStatus.PROCESSING, at=at)
 
 
-async def cancel(conn: asyncpg.Connection, payment_id: str, *, at: datetime) -> None:
-    """Give up a payment that was waiting for a retry (the amount due changed)."""
-    await repo.set_status(conn, payment_id, PaymentStatus.CANCELED, at=at)
+async def cancel(conn: asyncpg.Connection, *payment_ids: str, at: datetime) -> None:
+    """Give up payments that were waiting for a retry (the amount due changed)."""
+    if payment_ids:
+        await repo.set_statuses(conn, payment_ids, PaymentStatus.CANCELED, at=at)
