@@ -18,7 +18,7 @@ class DecisionOut(BaseModel):
     outcome: Literal["approved", "declined"]
     reasons: list[str] = Field(description="Decline reason codes; empty when approved.")
     score: float | None = Field(
-        description="The model's probability of default; null when a rule 1-6 declined first."
+        description="The model's probability of default; every decision is scored, declined or not."
     )
     model_version: str | None
     features: dict[str, Any] = Field(description="The model's features as the decision saw them.")

@@ -15,7 +15,7 @@ import asyncpg
 import httpx
 import pytest
 
-from bnpl.audit import record, seal_all, verify
+from bnpl.audit import AuditEntry, record, record_many, seal_all, verify
 from bnpl.audit.chain import link_hash
 from bnpl.kit.db import Database
 from bnpl.kit.ids import new_id
@@ -322,3 +322,27 @@ async def test_concurrent_writers_and_sealers_make_one_chain(scratch: Scratch) -
     assert sorted(r["chain_index"] for r in rows) == list(range(1, 241))
     result = await verify(scratch.db)
     assert (result.ok, result.records) == (True, 240)
+
+
+async def test_record_many_appends_in_order_and_the_chain_verifies(scratch: Scratch) -> None:
+    await write(scratch.db, 2)
+    entries = [
+        AuditEntry("system", "payment.succeeded", f"pay_{i}", {"amount": i}) for i in range(4)
+    ]
+    entries.append(AuditEntry("system", "probe.no_data", None))
+    async with scratch.db.transaction() as conn:
+        ids = await record_many(conn, entries, at=NOW)
+        assert await record_many(conn, [], at=NOW) == []
+    result = await verify(scratch.db)
+    assert (result.ok, result.records) == (True, 7)
+    assert (await chain_of(scratch.db))[2:] == ids
+    rows = await scratch.db.fetch(
+        "SELECT actor, action, entity_id, data, at FROM audit.records WHERE id = ANY($1) "
+        "ORDER BY chain_index",
+        ids,
+    )
+    assert [(r["action"], r["entity_id"], r["data"]) for r in rows][:2] == [
+        ("payment.succeeded", "pay_0", {"amount": 0}),
+        ("payment.succeeded", "pay_1", {"amount": 1}),
+    ]
+    assert rows[-1]["data"] is None and {r["at"] for r in rows} == {NOW}

@@ -18,7 +18,7 @@ import asyncpg
 import pytest
 
 from bnpl.kit.db import Database
-from bnpl.messaging import Event, PostgresBus, publish
+from bnpl.messaging import Event, NewEvent, PostgresBus, publish, publish_many
 from tests.integration.foundation.conftest import Scratch
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -284,3 +284,28 @@ async def test_many_consumers_on_a_small_pool_do_not_deadlock(scratch: Scratch) 
     finally:
         await small.close()
     assert len(await effects(scratch.db)) == 8 * 20
+
+
+async def test_publish_many_keeps_each_aggregates_order(db: Database) -> None:
+    recorder = Recorder()
+    bus = PostgresBus(db, poll_interval=0.01, batch_size=64)
+    bus.subscribe("probe.many", ["probe.step"], recorder.handler("probe.many", delay=0.002))
+    aggregates = [f"agg_{i}" for i in range(10)]
+    async with db.transaction() as conn:
+        ids = await publish_many(
+            conn,
+            [
+                NewEvent("probe.step", a, {"seq": seq}, NOW, merchant_id="mer_x")
+                for seq in range(5)
+                for a in aggregates
+            ],
+        )
+        assert await publish_many(conn, []) == []
+    assert len(set(ids)) == 50
+    stored = await db.fetch("SELECT event_id, merchant_id FROM messaging.events ORDER BY id")
+    assert [r["event_id"] for r in stored] == ids  # in the given order
+    assert {r["merchant_id"] for r in stored} == {"mer_x"}
+    async with running(bus):
+        await bus.drain(timeout=20)
+    for aggregate in aggregates:
+        assert recorder.order[("probe.many", aggregate)] == list(range(5)), aggregate

@@ -393,3 +393,62 @@ async def test_concurrent_posts_all_land_and_balances_add_up(rt: Runtime, scratc
     verification = await ledger.verify(rt.db)
     built_in = {c.name: c for c in verification.checks if c.name.startswith("ledger.")}
     assert all(c.ok for c in built_in.values()), built_in
+
+
+async def test_post_many_writes_every_entry_and_moves_balances_by_their_sum(
+    rt: Runtime, scratch: Scratch
+) -> None:
+    before = await totals(rt)
+    reference = ref()
+    postings = [
+        ledger.Posting(
+            kind=f"{TEST_KIND}.many",
+            reference_id=reference,
+            currency=CURRENCY,
+            lines=ledger.consumer_payment(principal=1_000 + i, interest=i, fees=0 if i else 700),
+            consumer_id=f"cus_ledgertest{i}",
+        )
+        for i in range(5)
+    ]
+    async with rt.db.transaction() as conn:
+        ids = await ledger.post_many(conn, postings, at=rt.clock.now())
+    for p in postings:
+        scratch.record(CURRENCY, p.lines)
+    assert len(set(ids)) == 5 and await count_entries(rt, reference) == 5
+    async with rt.db.connection() as conn:
+        lines = await conn.fetch(
+            "SELECT entry_id, line_no, account, side, amount FROM ledger.lines "
+            "WHERE entry_id = ANY($1) ORDER BY entry_id, line_no",
+            ids,
+        )
+        entry = await ledger.entry(conn, ids[0])
+    assert entry is not None and entry.amount == 1_000 + 700
+    assert len(lines) == sum(len(p.lines) for p in postings)
+    after = await totals(rt)
+    principal = sum(1_000 + i for i in range(5))
+    interest = sum(range(5))
+    assert delta(after, before, A.GATEWAY_CLEARING) == (principal + interest + 700, 0)
+    assert delta(after, before, A.CONSUMER_RECEIVABLE) == (0, principal)
+    assert delta(after, before, A.INTEREST_RECEIVABLE) == (0, interest)
+    assert delta(after, before, A.FEES_RECEIVABLE) == (0, 700)
+
+
+async def test_post_many_checks_every_posting_before_writing_any(rt: Runtime) -> None:
+    reference = ref()
+    good = ledger.Posting(f"{TEST_KIND}.many", reference, CURRENCY, ledger.late_fee(700))
+    unbalanced = ledger.Posting(
+        f"{TEST_KIND}.many",
+        reference,
+        CURRENCY,
+        [ledger.debit(A.FEES_RECEIVABLE, 700), ledger.credit(A.LATE_FEE_REVENUE, 699)],
+    )
+    other_currency = ledger.Posting(f"{TEST_KIND}.many", reference, "XXX", ledger.late_fee(1))
+    for bad in (unbalanced, other_currency):
+        async with rt.db.transaction() as conn:
+            with pytest.raises(ledger.PostingError):
+                await ledger.post_many(conn, [good, bad], at=rt.clock.now())
+    assert await count_entries(rt, reference) == 0
+    async with rt.db.transaction() as conn:
+        assert await ledger.post_many(conn, [], at=rt.clock.now()) == []
+        with pytest.raises(ledger.PostingError):
+            await ledger.post_many(conn, [good], at=datetime(2026, 1, 1))  # noqa: DTZ001 (naive on purpose)
