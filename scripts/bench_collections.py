@@ -17,8 +17,9 @@ What it does, in a database of its own (on `--database-url`, `$BNPL_BENCH_DATABA
    installments facade (plan, schedule, planned collection, `plan.authorized` ledger entry
    and credit exposure: what an authorization leaves), and moves business time one month
    on, so that exactly one installment of every plan is due;
-3. runs ONE collection run: `CollectAutopay.run_due` (installments/autopay.py) in batches of `--batch-size` until
-   nothing is due, exactly what a worker's scheduler does, and times every batch;
+3. runs ONE collection run: `CollectAutopay.run_due` (installments/autopay.py) in batches of
+   `--batch-size` until nothing is due, exactly what a worker's scheduler does, and times
+   every batch;
 4. checks the outcome (every installment paid, one captured charge each, ledger verified)
    and prints installments settled per second, batch latency p50/p99 and the settings.
 
@@ -610,4 +611,6 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    import uvloop
+
+    uvloop.run(main())  # as `bnpl worker` runs its loop

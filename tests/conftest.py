@@ -185,3 +185,8 @@ async def iso_api(postgres_server: str, settings: Settings) -> AsyncIterator[Api
     """One isolated platform per test module (see `isolated_platform`)."""
     async with isolated_platform(postgres_server, settings) as api:
         yield api
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked `suite_end` run after all the others (a stable sort keeps the rest)."""
+    items.sort(key=lambda item: item.get_closest_marker("suite_end") is not None)

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 import uvicorn
+import uvloop
 
 from bnpl.bootstrap import Roles, database_url, start_platform
 from bnpl.config import Settings
@@ -79,7 +80,7 @@ def worker(
             typer.echo("BNPL worker running", err=True)
             await stop.wait()
 
-    asyncio.run(main())
+    uvloop.run(main())  # the event loop uvicorn gives the API processes
 
 
 @cli.command("migrate")

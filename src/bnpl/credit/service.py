@@ -361,10 +361,11 @@ async def release_exposures(conn: asyncpg.Connection, amounts: Mapping[str, int]
             SELECT r.consumer_id, r.amount FROM unnest($1::text[], $2::bigint[])
                 AS r (consumer_id, amount)
             JOIN credit.accounts locked USING (consumer_id)
+            WHERE locked.consumer_id = ANY($1::text[])
             ORDER BY r.consumer_id
             FOR UPDATE OF locked
         ) r
-        WHERE a.consumer_id = r.consumer_id
+        WHERE a.consumer_id = r.consumer_id AND a.consumer_id = ANY($1::text[])
         """,
         [c for c, _ in released],
         [a for _, a in released],

@@ -300,7 +300,7 @@ async def payment_method_tokens(
         SELECT pm.id, pm.token_enc FROM identity.payment_methods pm
         JOIN unnest($1::text[], $2::text[]) AS w (consumer_id, id)
           ON pm.id = w.id AND pm.consumer_id = w.consumer_id
-        WHERE pm.deleted_at IS NULL
+        WHERE pm.id = ANY($2::text[]) AND pm.deleted_at IS NULL
         """,
         [c for c, _ in pairs],
         [p for _, p in pairs],

@@ -127,16 +127,17 @@ async def claim_batch(
         started = [(r, p, 1) for (r, _), p in zip(fresh, opened, strict=True)]
         again = [(r, p, r.collection_attempt + 1) for r, p in retried]
         for record, payment, attempt in started + again:
-            leased.append(
-                replace(
-                    record,
-                    collection_payment_id=payment.id,
-                    collection_attempt=attempt,
-                    collection_due_at=now + lease,
-                )
+            lease_held = replace(
+                record,
+                collection_payment_id=payment.id,
+                collection_attempt=attempt,
+                collection_due_at=now + lease,
             )
+            leased.append(lease_held)
             due = collectible_due(record.installments, today)
-            claims.append(Claim(record.id, payment, attempt, due_through(due, now)))
+            claims.append(
+                Claim(record.id, payment, attempt, due_through(due, now), record=lease_held)
+            )
         await repository.save_collection_states(conn, leased)
         for record in others:
             claim = await prepare_claim(conn, rt, record, now)
@@ -219,7 +220,9 @@ async def settle_batch(
     """Settle gateway answers in the caller's transaction: plans locked in one order (so
     concurrent settlers never deadlock), the common successes in a few statements, the
     rest one by one."""
-    records = {r.id: r for r in await repository.lock_plans(conn, [c.plan_id for c, _ in outcomes])}
+    known = {c.plan_id: c.record for c, _ in outcomes if c.record is not None}
+    locked = await repository.lock_plans(conn, [c.plan_id for c, _ in outcomes], known)
+    records = {r.id: r for r in locked}
     found = {
         p.id: p for p in await payments.get_payments(conn, [c.payment.id for c, _ in outcomes])
     }

@@ -70,6 +70,9 @@ class Claim:
     due_through: date
     autopay: bool = True
     resume_at: datetime | None = None
+    # The plan as the claim left it: settling reuses its installments if its version is
+    # still the stored one (they cannot have changed).
+    record: PlanRecord | None = None
 
 
 async def _save_collection(conn: asyncpg.Connection, record: PlanRecord) -> PlanRecord:
@@ -119,7 +122,9 @@ async def accrue_due_interest_many(
             amount = sum(i.interest for i in record.installments if i.seq in seqs)
             marks += [(record.id, record.consumer_id, seq) for seq in seqs]
             postings.append(posting(record, "plan.interest_due", ledger.interest_accrual(amount)))
-            record = replace(record, accrued=record.accrued | frozenset(seqs))
+            record = replace(
+                record, accrued=record.accrued | frozenset(seqs), version=record.version + 1
+            )
         updated.append(record)
     if marks:
         await repository.mark_accrued_many(conn, marks)

@@ -7,7 +7,7 @@ distributed by consumer (ARCHITECTURE.md, "Scale").
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -273,9 +273,17 @@ async def lock_plan(conn: asyncpg.Connection, plan_id: str) -> PlanRecord | None
     return _record(row, [_installment(r) for r in rows], accrued)
 
 
-async def lock_plans(conn: asyncpg.Connection, plan_ids: Sequence[str]) -> list[PlanRecord]:
-    """`lock_plan` for many plans in two statements, locked in (consumer, plan) order so two
-    batches never deadlock; the records in that order (unknown ids are left out)."""
+async def lock_plans(
+    conn: asyncpg.Connection,
+    plan_ids: Sequence[str],
+    known: Mapping[str, PlanRecord] | None = None,
+) -> list[PlanRecord]:
+    """`lock_plan` for many plans, locked in (consumer, plan) order so two batches never
+    deadlock; the records in that order (unknown ids are left out).
+
+    A plan's installments change only with its `version`: those of a `known` record whose
+    version is still the stored one are not read again (one statement instead of two).
+    """
     rows = await conn.fetch(
         f"""
         SELECT {_PLAN_COLUMNS} FROM installments.plans p WHERE p.id = ANY($1::text[])
@@ -284,23 +292,46 @@ async def lock_plans(conn: asyncpg.Connection, plan_ids: Sequence[str]) -> list[
         """,
         list(plan_ids),
     )
-    return await _with_installments(conn, rows)
+    return await _with_installments(conn, rows, known or {})
 
 
 async def _with_installments(
-    conn: asyncpg.Connection, rows: Sequence[asyncpg.Record]
+    conn: asyncpg.Connection,
+    rows: Sequence[asyncpg.Record],
+    known: Mapping[str, PlanRecord] | None = None,
 ) -> list[PlanRecord]:
     """The plans of `rows` with their installments, read by a statement of its own (see
-    `lock_plan`: a statement that waited for the plan locks would read stale installments)."""
+    `lock_plan`: a statement that waited for the plan locks would read stale installments),
+    except those of `known` records of the same version."""
     if not rows:
         return []
+    same = {
+        row["id"]: seen
+        for row in rows
+        if (seen := (known or {}).get(row["id"])) is not None and seen.version == row["version"]
+    }
+    rest = [row for row in rows if row["id"] not in same]
+    by_plan = await _installments_of(conn, rest) if rest else {}
+    records = []
+    for row in rows:
+        if (seen := same.get(row["id"])) is not None:
+            records.append(_record(row, seen.installments, seen.accrued))
+            continue
+        mine = by_plan.get(row["id"], [])
+        accrued = frozenset(r["seq"] for r in mine if r["interest_accrued"])
+        records.append(_record(row, [_installment(r) for r in mine], accrued))
+    return records
+
+
+async def _installments_of(
+    conn: asyncpg.Connection, rows: Sequence[asyncpg.Record]
+) -> dict[str, list[asyncpg.Record]]:
     found = await conn.fetch(
         """
         SELECT i.plan_id, i.seq, i.due_date, i.principal, i.interest, i.fees, i.principal_paid,
                i.interest_paid, i.fees_paid, i.status, i.interest_accrued
-        FROM unnest($1::text[], $2::text[]) AS w (plan_id, consumer_id)
-        JOIN installments.installments i
-          ON i.plan_id = w.plan_id AND i.consumer_id = w.consumer_id
+        FROM installments.installments i
+        WHERE i.plan_id = ANY($1::text[]) AND i.consumer_id = ANY($2::text[])
         ORDER BY i.plan_id, i.seq
         """,
         [r["id"] for r in rows],
@@ -309,12 +340,7 @@ async def _with_installments(
     by_plan: dict[str, list[asyncpg.Record]] = {}
     for i in found:
         by_plan.setdefault(i["plan_id"], []).append(i)
-    records = []
-    for row in rows:
-        mine = by_plan.get(row["id"], [])
-        accrued = frozenset(r["seq"] for r in mine if r["interest_accrued"])
-        records.append(_record(row, [_installment(r) for r in mine], accrued))
-    return records
+    return by_plan
 
 
 async def fetch_plan(conn: asyncpg.Connection, plan_id: str) -> PlanRecord | None:
@@ -443,6 +469,7 @@ async def save_plans(
                 AS c (plan_id, consumer_id, seq, principal, interest, fees, principal_paid,
                       interest_paid, fees_paid, status)
             WHERE i.plan_id = c.plan_id AND i.consumer_id = c.consumer_id AND i.seq = c.seq
+              AND i.plan_id = ANY($2::text[])
             RETURNING 1
         )
         UPDATE installments.plans p
@@ -456,7 +483,7 @@ async def save_plans(
                     $22::timestamptz[])
             AS u (id, principal, status, refunded_amount, late_fees_total, due_at, payment_id,
                   attempt, exhausted, blocked, charge_off_at)
-        WHERE p.id = u.id
+        WHERE p.id = u.id AND p.id = ANY($12::text[])
         """,
         at,
         [plan_id for plan_id, _, _ in changed],
@@ -494,7 +521,7 @@ async def save_collection_states(conn: asyncpg.Connection, records: Sequence[Pla
         FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::int[], $5::date[],
                     $6::bool[], $7::timestamptz[])
             AS u (id, due_at, payment_id, attempt, exhausted, blocked, charge_off_at)
-        WHERE p.id = u.id
+        WHERE p.id = u.id AND p.id = ANY($1::text[])
         """,
         [r.id for r in records],
         [r.collection_due_at for r in records],
@@ -509,12 +536,17 @@ async def save_collection_states(conn: asyncpg.Connection, records: Sequence[Pla
 async def mark_accrued_many(
     conn: asyncpg.Connection, accrued: Sequence[tuple[str, str, int]]
 ) -> None:
-    """`mark_accrued` of `(plan_id, consumer_id, seq)` triples, in one statement."""
+    """Mark the interest of `(plan_id, consumer_id, seq)` installments booked, in one
+    statement; their plans' versions go up (installments never change without it)."""
     await conn.execute(
         """
-        UPDATE installments.installments i SET interest_accrued = true
-        FROM unnest($1::text[], $2::text[], $3::smallint[]) AS a (plan_id, consumer_id, seq)
-        WHERE i.plan_id = a.plan_id AND i.consumer_id = a.consumer_id AND i.seq = a.seq
+        WITH marked AS (
+            UPDATE installments.installments i SET interest_accrued = true
+            FROM unnest($1::text[], $2::text[], $3::smallint[]) AS a (plan_id, consumer_id, seq)
+            WHERE i.plan_id = a.plan_id AND i.consumer_id = a.consumer_id AND i.seq = a.seq
+              AND i.plan_id = ANY($1::text[])
+        )
+        UPDATE installments.plans SET version = version + 1 WHERE id = ANY($1::text[])
         """,
         [plan_id for plan_id, _, _ in accrued],
         [consumer_id for _, consumer_id, _ in accrued],
@@ -525,15 +557,6 @@ async def mark_accrued_many(
 async def set_payment_method(conn: asyncpg.Connection, plan_id: str, pm_id: str) -> None:
     await conn.execute(
         "UPDATE installments.plans SET payment_method_id = $2 WHERE id = $1", plan_id, pm_id
-    )
-
-
-async def mark_accrued(conn: asyncpg.Connection, plan_id: str, seqs: Sequence[int]) -> None:
-    await conn.execute(
-        "UPDATE installments.installments SET interest_accrued = true "
-        "WHERE plan_id = $1 AND seq = ANY($2::smallint[])",
-        plan_id,
-        list(seqs),
     )
 
 

@@ -186,7 +186,7 @@ async def record_outcomes(
             next_attempt_at = u.next_attempt_at, updated_at = $1
         FROM unnest($8::text[], $9::text[], $10::text[], $11::text[], $12::timestamptz[])
             AS u (id, status, failure_code, reference, next_attempt_at)
-        WHERE p.id = u.id
+        WHERE p.id = u.id AND p.id = ANY($8::text[])
         """,
         at,
         [payment_id for payment_id, _, _ in tried],
