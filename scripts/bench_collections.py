@@ -346,6 +346,8 @@ async def _move_clock_to_first_due(dsn: str) -> date:
         target = datetime.combine(due, clock_time(1), tzinfo=UTC)
         offset_us = (target - datetime.now(UTC)) // timedelta(microseconds=1)
         await conn.execute("UPDATE platform.clock SET offset_us = $1 WHERE id = 1", offset_us)
+        # Statistics, as a production database has them (the planner's choices depend on it).
+        await conn.execute("ANALYZE")
     finally:
         await conn.close()
     return due

@@ -185,15 +185,13 @@ def _collect(
         for old, new in zip(cleared.installments, allocation.installments, strict=True)
         if old != new
     )
-    plan = to_plan(saved)
-    by_seq = {i.seq: i for i in plan.installments}
     news = [
-        events.installment_paid_event(plan, by_seq[new.seq], now)
+        events.installment_paid_event(saved, new, now)
         for old, new in zip(cleared.installments, allocation.installments, strict=True)
         if old.is_open and new.status is InstallmentStatus.PAID
     ]
     if status is not cleared.status and status in events.STATUS_EVENTS:
-        news.append(events.plan_status_event(events.STATUS_EVENTS[status], plan, now))
+        news.append(events.plan_status_event(events.STATUS_EVENTS[status], to_plan(saved), now))
     principal = sum(p.principal for p in allocation.parts)
     books = [
         posting(cleared, kind, lines)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from enum import StrEnum
 from fractions import Fraction
+from typing import Final
 
 __all__ = [
     "DEFAULT_CHARGE_OFF_DAYS",
@@ -137,7 +138,10 @@ class InstallmentStatus(StrEnum):
     @property
     def is_open(self) -> bool:
         """Open installments can still receive payments, refunds and late fees."""
-        return self in (InstallmentStatus.SCHEDULED, InstallmentStatus.LATE)
+        return self in _OPEN_INSTALLMENTS
+
+
+_OPEN_INSTALLMENTS: Final = frozenset({InstallmentStatus.SCHEDULED, InstallmentStatus.LATE})
 
 
 # --------------------------------------------------------------------------- arithmetic
@@ -292,14 +296,21 @@ class Installment:
     status: InstallmentStatus = InstallmentStatus.SCHEDULED
 
     def __post_init__(self) -> None:
-        for name, owed, paid in (
-            ("principal", self.principal, self.principal_paid),
-            ("interest", self.interest, self.interest_paid),
-            ("fees", self.fees, self.fees_paid),
+        if not (
+            0 <= self.principal_paid <= self.principal
+            and 0 <= self.interest_paid <= self.interest
+            and 0 <= self.fees_paid <= self.fees
         ):
-            if paid < 0 or owed < paid:
-                raise ValueError(f"installment {self.seq}: {name} paid {paid} outside 0..{owed}")
-        if not self.status.is_open and self.unpaid_amount != 0:
+            for name, owed, paid in (
+                ("principal", self.principal, self.principal_paid),
+                ("interest", self.interest, self.interest_paid),
+                ("fees", self.fees, self.fees_paid),
+            ):
+                if paid < 0 or owed < paid:
+                    raise ValueError(
+                        f"installment {self.seq}: {name} paid {paid} outside 0..{owed}"
+                    )
+        if self.status not in _OPEN_INSTALLMENTS and self.unpaid_amount != 0:
             raise ValueError(
                 f"installment {self.seq} is {self.status} with {self.unpaid_amount} unpaid"
             )

@@ -20,8 +20,8 @@ the plan's public JSON unless noted.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
-from typing import Any, Final
+from datetime import UTC, date, datetime
+from typing import Any, Final, Protocol
 
 import asyncpg
 
@@ -57,7 +57,33 @@ def rfc3339(at: datetime) -> str:
     return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def event(type: str, plan: Plan, data: Mapping[str, Any], at: datetime) -> NewEvent:
+class PlanKeys(Protocol):
+    """What keys a plan's event: a `Plan`, or a stored `PlanRecord`."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def merchant_id(self) -> str: ...
+    @property
+    def consumer_id(self) -> str: ...
+    @property
+    def currency(self) -> str: ...
+
+
+class PaidInstallment(Protocol):
+    """A `PlanInstallment`, or the domain's `Installment`."""
+
+    @property
+    def seq(self) -> int: ...
+    @property
+    def due_date(self) -> date: ...
+    @property
+    def amount_due(self) -> int: ...
+    @property
+    def amount_paid(self) -> int: ...
+
+
+def event(type: str, plan: PlanKeys, data: Mapping[str, Any], at: datetime) -> NewEvent:
     """One of the plan's events, keyed by the plan, for `messaging.publish_many`."""
     return NewEvent(
         type, plan.id, data, at, merchant_id=plan.merchant_id, consumer_id=plan.consumer_id
@@ -74,7 +100,7 @@ def plan_status_event(
     return event(type, plan, data, at)
 
 
-def installment_paid_event(plan: Plan, installment: PlanInstallment, at: datetime) -> NewEvent:
+def installment_paid_event(plan: PlanKeys, installment: PaidInstallment, at: datetime) -> NewEvent:
     return event(
         INSTALLMENT_PAID,
         plan,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Final
 
 import asyncpg
 
@@ -68,17 +69,32 @@ class PlanRecord:
     charge_off_at: datetime | None = None
 
 
+_STATUSES: Final = {s.value: s for s in InstallmentStatus}
+
+
 def _installment(row: asyncpg.Record, prefix: str = "") -> Installment:
-    return Installment(
-        seq=row[f"{prefix}seq"],
-        due_date=row[f"{prefix}due_date"],
-        principal=row[f"{prefix}principal"],
-        interest=row[f"{prefix}interest"],
-        fees=row[f"{prefix}fees"],
-        principal_paid=row[f"{prefix}principal_paid"],
-        interest_paid=row[f"{prefix}interest_paid"],
-        fees_paid=row[f"{prefix}fees_paid"],
-        status=InstallmentStatus(row[f"{prefix}status"]),
+    if prefix:
+        return Installment(
+            seq=row[f"{prefix}seq"],
+            due_date=row[f"{prefix}due_date"],
+            principal=row[f"{prefix}principal"],
+            interest=row[f"{prefix}interest"],
+            fees=row[f"{prefix}fees"],
+            principal_paid=row[f"{prefix}principal_paid"],
+            interest_paid=row[f"{prefix}interest_paid"],
+            fees_paid=row[f"{prefix}fees_paid"],
+            status=_STATUSES[row[f"{prefix}status"]],
+        )
+    return Installment(  # the hot path of collections: no key formatting
+        seq=row["seq"],
+        due_date=row["due_date"],
+        principal=row["principal"],
+        interest=row["interest"],
+        fees=row["fees"],
+        principal_paid=row["principal_paid"],
+        interest_paid=row["interest_paid"],
+        fees_paid=row["fees_paid"],
+        status=_STATUSES[row["status"]],
     )
 
 

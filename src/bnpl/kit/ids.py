@@ -6,6 +6,7 @@ both as strings and in a B-tree index.
 
 from __future__ import annotations
 
+import base64
 from typing import Final
 
 import uuid_utils
@@ -42,14 +43,15 @@ PREFIXES: Final = frozenset(
     }
 )
 _ALPHABET: Final = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+# RFC 4648 base32 digits -> Crockford's: the standard encoder does the arithmetic in C.
+_TO_CROCKFORD: Final = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _ALPHABET.encode())
 
 
 def _b32(value: int) -> str:
-    chars = []
-    for _ in range(26):
-        value, rem = divmod(value, 32)
-        chars.append(_ALPHABET[rem])
-    return "".join(reversed(chars))
+    """The 26 Crockford base32 digits of a 128-bit value, most significant first."""
+    # 20 bytes are 32 digits; the value's 26 are the last ones (it is below 2**130).
+    digits = base64.b32encode(value.to_bytes(20, "big"))[6:]
+    return digits.translate(_TO_CROCKFORD).decode()
 
 
 def new_id(prefix: str) -> str:

@@ -72,14 +72,17 @@ class ProviderClient:
         key: str | None = None,
         timeout: float | None = None,
     ) -> Answer:
-        headers = {"Idempotency-Key": key} if key else None
+        # JSON encoded here, not by aiohttp's payload machinery (a charge's hot path).
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        if key:
+            headers["Idempotency-Key"] = key
         # aiohttp reads `timeout=None` as "no timeout": without one, the client's.
         bound = self.timeout if timeout is None else aiohttp.ClientTimeout(total=timeout)
         try:
             async with self.session.request(
                 method,
                 self.base_url + path,
-                json=body,
+                data=json.dumps(body).encode() if body is not None else None,
                 params=params,
                 headers=headers,
                 timeout=bound,
