@@ -43,7 +43,7 @@ async def list_audit_records(
     actor: Annotated[str | None, Query(max_length=80)] = None,
 ) -> Page[AuditRecord]:
     db = runtime(request).db
-    await seal_all(db)
+    await seal_all(db, wait=True)
     after = 0
     if page.starting_after:
         after = (

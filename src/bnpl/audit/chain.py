@@ -105,11 +105,15 @@ def link_hash(prev_hash: bytes, index: int, row: Mapping[str, Any]) -> bytes:
     return hashlib.sha256(prev_hash + content).digest()
 
 
-async def seal(db: Database, batch: int = 2000) -> int:
-    """Link committed, unsealed records into the chain; returns how many were sealed."""
+async def seal(db: Database, batch: int = 2000, *, wait: bool = False) -> int:
+    """Link committed, unsealed records into the chain; returns how many were sealed.
+
+    If another process is sealing, 0 at once, or (`wait`) after it is done.
+    """
+    lock = "FOR UPDATE" if wait else "FOR UPDATE SKIP LOCKED"
     async with db.transaction() as conn:
         head = await conn.fetchrow(
-            "SELECT last_index, last_hash FROM audit.chain_head WHERE id = 1 FOR UPDATE SKIP LOCKED"
+            f"SELECT last_index, last_hash FROM audit.chain_head WHERE id = 1 {lock}"
         )
         if head is None:
             return 0  # another process is sealing
@@ -147,8 +151,10 @@ async def seal(db: Database, batch: int = 2000) -> int:
         return len(rows)
 
 
-async def seal_all(db: Database) -> None:
-    while await seal(db) > 0:
+async def seal_all(db: Database, *, wait: bool = False) -> None:
+    """Seal everything committed so far; `wait` for a sealer of another process rather
+    than leave its part unsealed (a reader that must see everything sealed)."""
+    while await seal(db, wait=wait) > 0:
         pass
 
 
@@ -161,7 +167,7 @@ class Verification:
 
 async def verify(db: Database, page: int = 5000) -> Verification:
     """Walk the whole chain: every index present, every link and every hash recomputed."""
-    await seal_all(db)
+    await seal_all(db, wait=True)
     # One snapshot for the head and every page: a sealer committing in between would
     # otherwise look like records missing at the end.
     async with (
