@@ -7,7 +7,7 @@ Usage::
     uv run python scripts/bench_collections.py --simulator in-process
 
 What it does, in a database of its own (on `--database-url`, `$BNPL_BENCH_DATABASE_URL`,
-`$BNPL_TEST_DATABASE_URL`, else an embedded PostgreSQL):
+`$BNPL_DATABASE_URL`, `$BNPL_TEST_DATABASE_URL`, else an embedded PostgreSQL):
 
 1. starts the card gateway simulator, by default as a separate `bnpl sandbox` process over
    the same database (so its HTTP round trip, its request handling and its own transaction
@@ -69,6 +69,7 @@ def _admin_dsn(given: str | None) -> str:
     dsn = (
         given
         or os.environ.get("BNPL_BENCH_DATABASE_URL")
+        or os.environ.get("BNPL_DATABASE_URL")
         or os.environ.get("BNPL_TEST_DATABASE_URL")
     )
     if dsn:
