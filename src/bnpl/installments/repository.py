@@ -205,59 +205,6 @@ async def insert_plan(
     return inserted == 1
 
 
-async def save_plan_state(
-    conn: asyncpg.Connection,
-    plan_id: str,
-    *,
-    changed: Sequence[Installment],
-    settled_at: datetime,
-    principal: int,
-    status: PlanStatus,
-    refunded_amount: int,
-    at: datetime,
-) -> None:
-    """Write the changed installments and the plan's new totals in one statement.
-
-    ``settled_at`` becomes ``paid_at`` of the changed installments that are now ``paid``
-    (an installment keeps the first time it was settled).
-    """
-    await conn.execute(
-        """
-        WITH changed AS (
-            UPDATE installments.installments i
-            SET principal = c.principal, interest = c.interest, fees = c.fees,
-                principal_paid = c.principal_paid, interest_paid = c.interest_paid,
-                fees_paid = c.fees_paid, status = c.status,
-                paid_at = CASE WHEN c.status = 'paid' THEN coalesce(i.paid_at, $10) END
-            FROM unnest($2::smallint[], $3::bigint[], $4::bigint[], $5::bigint[],
-                        $6::bigint[], $7::bigint[], $8::bigint[], $9::text[])
-                AS c (seq, principal, interest, fees, principal_paid, interest_paid,
-                      fees_paid, status)
-            WHERE i.plan_id = $1 AND i.seq = c.seq
-            RETURNING 1
-        )
-        UPDATE installments.plans
-        SET principal = $11, status = $12, refunded_amount = $13, updated_at = $14,
-            version = version + 1
-        WHERE id = $1
-        """,
-        plan_id,
-        [i.seq for i in changed],
-        [i.principal for i in changed],
-        [i.interest for i in changed],
-        [i.fees for i in changed],
-        [i.principal_paid for i in changed],
-        [i.interest_paid for i in changed],
-        [i.fees_paid for i in changed],
-        [i.status.value for i in changed],
-        settled_at,
-        principal,
-        status.value,
-        refunded_amount,
-        at,
-    )
-
-
 # --------------------------------------------------------------------------- reads
 
 
@@ -467,9 +414,10 @@ async def save_plans(
     *,
     at: datetime,
 ) -> None:
-    """Many plans' new state in one statement: each `(record, changed installments)` writes
-    the changed installments (``paid_at`` as in `save_plan_state`) and the record's totals,
-    status and collection state (its version goes up by one)."""
+    """Plans' new state in one statement: each `(record, changed installments)` writes the
+    changed installments and the record's totals, status and collection state (its version
+    goes up by one). ``at`` becomes ``paid_at`` of the changed installments that are now
+    ``paid`` (an installment keeps the first time it was settled)."""
     changed = [(r.id, r.consumer_id, i) for r, installments in saved for i in installments]
     plans = [record for record, _ in saved]
     await conn.execute(
@@ -573,14 +521,6 @@ async def mark_accrued_many(
 async def set_payment_method(conn: asyncpg.Connection, plan_id: str, pm_id: str) -> None:
     await conn.execute(
         "UPDATE installments.plans SET payment_method_id = $2 WHERE id = $1", plan_id, pm_id
-    )
-
-
-async def add_late_fees_total(conn: asyncpg.Connection, plan_id: str, amount: int) -> None:
-    await conn.execute(
-        "UPDATE installments.plans SET late_fees_total = late_fees_total + $2 WHERE id = $1",
-        plan_id,
-        amount,
     )
 
 

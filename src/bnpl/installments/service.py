@@ -123,7 +123,8 @@ async def _save(
     *,
     refunded_amount: int | None = None,
 ) -> tuple[PlanRecord, Plan]:
-    """Persist the plan's new state (only the installments that changed).
+    """Persist the plan's new state (only the installments that changed), with the
+    collection state `record` carries.
 
     It also books what changed on the receivable side (late fees added, fees and accrued
     interest waived) and re-plans the plan's collections and charge-off date.
@@ -136,16 +137,6 @@ async def _save(
     if not changed and status is record.status and refunded == record.refunded_amount:
         return record, to_plan(record)  # e.g. a payment on a settled plan: nothing to write
     await _book_receivable_changes(conn, record, installments, at)
-    await repository.save_plan_state(
-        conn,
-        record.id,
-        changed=changed,
-        settled_at=at,
-        principal=principal,
-        status=status,
-        refunded_amount=refunded,
-        at=at,
-    )
     saved = replace(
         record,
         principal=principal,
@@ -154,6 +145,7 @@ async def _save(
         version=record.version + 1,
         installments=tuple(installments),
     )
+    await repository.save_plans(conn, [(saved, changed)], at=at)
     if status.is_closed:
         saved = await _cancel_waiting_retry(conn, saved, at)
     saved = await replan_collections(conn, saved)
@@ -640,8 +632,7 @@ async def save_assessment(
 ) -> Plan:
     """Persist a late-fee assessment: installments late, fees added (and booked), the plan
     delinquent; emits `installment.late` for each and `plan.delinquent` on the change."""
-    if assessment.fees_charged:
-        await repository.add_late_fees_total(conn, record.id, assessment.fees_charged)
+    if assessment.fees_charged:  # saved with the plan, below
         record = replace(record, late_fees_total=record.late_fees_total + assessment.fees_charged)
     before = {i.seq: i for i in record.installments}
     _, plan = await _save(conn, record, assessment.installments, status, at)
@@ -671,15 +662,12 @@ async def charge_off(conn: asyncpg.Connection, record: PlanRecord, at: datetime)
             ledger.charge_off(principal=principal, interest=interest, fees=fees),
             at,
         )
-    cleared = replace(record, collection_payment_id=None, collection_attempt=0)
-    await repository.save_collection_state(
-        conn,
-        record.id,
-        collection_due_at=None,
+    # Nothing is collected any more (saved with the plan's new status).
+    cleared = replace(
+        record,
         collection_payment_id=None,
         collection_attempt=0,
-        collection_exhausted_through=record.collection_exhausted_through,
-        autopay_blocked=record.autopay_blocked,
+        collection_due_at=None,
         charge_off_at=None,
     )
     _, plan = await _save(conn, cleared, record.installments, PlanStatus.CHARGED_OFF, at)
