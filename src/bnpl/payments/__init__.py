@@ -12,8 +12,6 @@ Facade for the contexts that move money (checkout, installments):
 
 from __future__ import annotations
 
-from circuitbreaker import CircuitBreaker
-
 from bnpl.payments.domain import Failure, Payment, PaymentKind, PaymentStatus, Settlement
 from bnpl.payments.handlers import execute_refund_handler
 from bnpl.payments.repository import attach_to_plan, get_payment, get_payments
@@ -33,6 +31,7 @@ from bnpl.payments.service import (
     settle,
     settle_many,
 )
+from bnpl.providers import CircuitBreaker
 from bnpl.runtime import Runtime
 
 

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
-from circuitbreaker import CircuitBreaker, CircuitBreakerError
 from tenacity import AsyncRetrying, retry_if_result, stop_after_attempt, wait_exponential_jitter
 
 from bnpl.kit.clock import Clock
@@ -31,7 +30,7 @@ from bnpl.payments.domain import (
     Settlement,
     classify,
 )
-from bnpl.providers import CardGateway, ChargeOutcome, ChargeResult
+from bnpl.providers import CardGateway, ChargeOutcome, ChargeResult, CircuitBreaker, CircuitOpen
 
 log = logging.getLogger(__name__)
 
@@ -119,15 +118,30 @@ class _Transient(Exception):
         self.result = result
 
 
-def gateway_breaker(failure_threshold: int = 20, recovery_timeout: int = 30) -> CircuitBreaker:
+def gateway_breaker(
+    failure_threshold: int = 20, recovery_timeout_s: float = 30.0
+) -> CircuitBreaker:
     """Opens after `failure_threshold` transient failures in a row; while open, charges are
     not sent (collections wait for it to close instead of failing)."""
     return CircuitBreaker(
         failure_threshold=failure_threshold,
-        recovery_timeout=recovery_timeout,
-        expected_exception=_Transient,
+        recovery_timeout_s=recovery_timeout_s,
         name="card-gateway",
     )
+
+
+async def _through(
+    breaker: CircuitBreaker, call: Callable[[], Awaitable[ChargeResult]]
+) -> ChargeResult:
+    """One gateway call behind the breaker: a transient answer counts as a failure."""
+    try:
+        with breaker.attempt():
+            result = await call()
+            if result.outcome is ChargeOutcome.TRANSIENT:
+                raise _Transient(result)
+    except _Transient as transient:
+        return transient.result
+    return result
 
 
 async def _with_retries(
@@ -140,21 +154,13 @@ async def _with_retries(
     """Run a gateway call, retrying transient failures with the same idempotency key."""
     attempts: list[Attempt] = []
 
-    async def guarded() -> ChargeResult:
-        result = await call()
-        if result.outcome is ChargeOutcome.TRANSIENT:
-            raise _Transient(result)
-        return result
-
     async def once() -> ChargeResult:
         if breaker is None:
             result = await call()
         else:
             try:
-                result = await breaker.call_async(guarded)
-            except _Transient as transient:
-                result = transient.result
-            except CircuitBreakerError as exc:
+                result = await _through(breaker, call)
+            except CircuitOpen as exc:
                 if not attempts:
                     raise GatewayUnavailable(str(exc)) from exc
                 result = ChargeResult(ChargeOutcome.TRANSIENT, "circuit_open", None)

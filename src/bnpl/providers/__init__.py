@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bnpl.providers.breaker import BreakerState, CircuitBreaker, CircuitOpen
 from bnpl.providers.bureau.base import BureauReport, CreditBureau
 from bnpl.providers.gateway.base import (
     CardGateway,
@@ -26,6 +27,7 @@ class Providers:
 
 
 __all__ = [
+    "BreakerState",
     "BureauReport",
     "BusinessCheck",
     "BusinessVerifier",
@@ -34,6 +36,8 @@ __all__ = [
     "CardToken",
     "ChargeOutcome",
     "ChargeResult",
+    "CircuitBreaker",
+    "CircuitOpen",
     "CreditBureau",
     "IdentityCheck",
     "IdentityVerifier",
