@@ -220,7 +220,7 @@ async def _set_up(settings: Settings, args: argparse.Namespace, rng: random.Rand
                         "account_number": "000123456789",
                         "routing_number": "110000000",
                     },
-                    "config": {"monthly_apr_bps": 1999},
+                    "config": {"monthly_apr_bps": args.apr_bps},
                 },
             ),
             201,
@@ -544,6 +544,9 @@ async def main() -> None:
     parser.add_argument("--database-url", default=None, help="an admin DSN of the server")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     parser.add_argument("--seed", type=int, default=20250611)
+    parser.add_argument(
+        "--apr-bps", type=int, default=1999, help="the plans' APR (0: no interest to book)"
+    )
     parser.add_argument(
         "--workers", type=int, default=1, help="worker processes sharing the run (1: this one)"
     )
