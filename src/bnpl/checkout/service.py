@@ -364,25 +364,21 @@ async def _give_back(
     The money comes back from `merchant_authorized` before capture, `merchant_payable` after.
     Returns (applied_to_plan, refunded_to_consumer, refund payment id).
 
-    A charged-off plan (see `_written_off_refund_lines`) is allocated the same way, but what
-    is applied to it reduces debt already written off: it is a recovery (Cr bad_debt_expense),
-    the charge-off already released its exposure, and the fees and interest it waives were
-    written off too (`_waive_written_off`).
+    A charged-off plan is allocated the same way, but what is applied to it reduces debt
+    already written off: it is a recovery (`ledger.refund_of_written_off`), and the charge-off
+    already released its exposure (installments books the fees and interest the refund waives
+    there against the write-off too).
     """
     assert checkout.plan_id and checkout.consumer_id
-    waivers_before = await _waiver_ids(conn, checkout.plan_id)
     applied = await installments.apply_refund(conn, checkout.plan_id, amount, at=at)
     # Read under the plan's lock (taken by apply_refund); a refund never changes a
     # charged-off status, so this is the status the refund was applied to.
     written_off = applied.plan.status is installments.PlanStatus.CHARGED_OFF
-    source = (
-        ledger.Account.MERCHANT_AUTHORIZED if before_capture else ledger.Account.MERCHANT_PAYABLE
-    )
     if written_off:
-        lines = _written_off_refund_lines(
-            source,
+        lines = ledger.refund_of_written_off(
             applied_to_plan=applied.applied_to_plan,
             refunded_to_consumer=applied.refunded_to_consumer,
+            before_capture=before_capture,
         )
     else:
         lines = (ledger.release_authorization if before_capture else ledger.refund)(
@@ -399,9 +395,7 @@ async def _give_back(
         consumer_id=checkout.consumer_id,
         merchant_id=checkout.merchant_id,
     )
-    if written_off:
-        await _waive_written_off(conn, checkout, waivers_before, reference_id=reference_id, at=at)
-    else:
+    if not written_off:
         await credit.release_exposure(conn, checkout.consumer_id, applied.applied_to_plan)
     payment_id = None
     if applied.refunded_to_consumer > 0:
@@ -417,89 +411,6 @@ async def _give_back(
         )
         payment_id = refund.id
     return applied.applied_to_plan, applied.refunded_to_consumer, payment_id
-
-
-# -- refunds of a charged-off plan ---------------------------------------------------------
-#
-# The charge-off (installments' `ChargeOff` job) wrote the plan's unpaid principal, due
-# interest and fees off the receivables (Dr bad_debt_expense) and released the principal from
-# the consumer's credit exposure. A refund afterwards:
-#
-# - books the part applied to the plan as a recovery of that write-off: Dr merchant_payable R /
-#   Cr bad_debt_expense A, Cr gateway_clearing B (B, paid back to the card, as for any refund);
-# - releases no exposure (the charge-off did);
-# - turns the write-off of the fees and interest the refund waives into a waiver: installments
-#   books that waiver as for any plan (Dr waived_* / Cr *_receivable, a `plan.waiver` entry),
-#   but on a charged-off plan those receivables are already zero, so checkout reinstates them
-#   from bad debt (Dr *_receivable / Cr bad_debt_expense, `plan.write_off_waived`). The two
-#   entries together read Dr waived_* / Cr bad_debt_expense, and the receivables still equal
-#   what open plans owe. (Were installments to book a charged-off plan's waiver against bad
-#   debt itself, this reinstatement would go.)
-
-_WAIVER_KIND = "plan.waiver"  # installments' entry for waived interest and fees
-_WAIVED_RECEIVABLES = (ledger.Account.INTEREST_RECEIVABLE, ledger.Account.FEES_RECEIVABLE)
-
-
-def _written_off_refund_lines(
-    source: ledger.Account, *, applied_to_plan: int, refunded_to_consumer: int
-) -> list[ledger.Line]:
-    """Dr source R / Cr bad_debt_expense A (recovered), Cr gateway_clearing B (to the card)."""
-    lines = [ledger.debit(source, applied_to_plan + refunded_to_consumer)]
-    if applied_to_plan:
-        lines.append(ledger.credit(ledger.Account.BAD_DEBT_EXPENSE, applied_to_plan))
-    if refunded_to_consumer:
-        lines.append(ledger.credit(ledger.Account.GATEWAY_CLEARING, refunded_to_consumer))
-    return lines
-
-
-async def _waiver_ids(conn: asyncpg.Connection, plan_id: str) -> set[str]:
-    """The plan's waiver entries so far (at most one per installment), read before the refund
-    is applied. Only this checkout's refunds, releases and cancellation waive on its plan, and
-    the checkout's row lock keeps them out meanwhile."""
-    found = await ledger.entries(conn, reference_id=plan_id, kind=_WAIVER_KIND, limit=1000)
-    return {e.id for e in found}
-
-
-async def _waive_written_off(
-    conn: asyncpg.Connection,
-    checkout: Checkout,
-    waivers_before: set[str],
-    *,
-    reference_id: str,
-    at: datetime,
-) -> None:
-    """Reinstate from bad debt the written-off interest and fees this refund waived.
-
-    Exactly what installments credited in the waiver entries this refund added (interest of
-    installments that fell due before the charge-off was booked and written off; that of
-    later ones never was, and is not in the waiver either).
-    """
-    assert checkout.plan_id
-    waived = dict.fromkeys(_WAIVED_RECEIVABLES, 0)
-    for entry in await ledger.entries(
-        conn, reference_id=checkout.plan_id, kind=_WAIVER_KIND, limit=1000
-    ):
-        if entry.id in waivers_before:
-            continue
-        for line in entry.lines:
-            if line.side is ledger.Side.CREDIT and line.account in waived:
-                waived[ledger.Account(line.account)] += line.amount
-    total = sum(waived.values())
-    if not total:
-        return
-    await ledger.post(
-        conn,
-        kind="plan.write_off_waived",
-        reference_id=reference_id,
-        currency=checkout.currency,
-        lines=[
-            *(ledger.debit(account, value) for account, value in waived.items() if value),
-            ledger.credit(ledger.Account.BAD_DEBT_EXPENSE, total),
-        ],
-        at=at,
-        consumer_id=checkout.consumer_id,
-        merchant_id=checkout.merchant_id,
-    )
 
 
 async def capture(

@@ -184,7 +184,9 @@ def receivable_changes(
 ) -> list[tuple[str, list[ledger.Line]]]:
     """What a change of the plan's installments moves on the receivable side, as ledger
     `(kind, lines)`: fees only grow by a late fee and only shrink by a waiver; an
-    installment's interest only shrinks by a waiver (what was booked as receivable moves)."""
+    installment's interest only shrinks by a waiver (what was booked as receivable moves).
+    A charged-off plan's receivables were written off: what a refund waives there turns
+    that write-off into a waiver."""
     fees_added = fees_waived = interest_waived = 0
     for old, new in zip(record.installments, installments, strict=True):
         fees_added += max(0, new.fees - old.fees)
@@ -195,7 +197,9 @@ def receivable_changes(
     if fees_added:
         changes.append(("plan.late_fee", ledger.late_fee(fees_added)))
     if fees_waived or interest_waived:
-        changes.append(("plan.waiver", ledger.waiver(interest=interest_waived, fees=fees_waived)))
+        written_off = record.status is PlanStatus.CHARGED_OFF
+        recipe = ledger.written_off_waiver if written_off else ledger.waiver
+        changes.append(("plan.waiver", recipe(interest=interest_waived, fees=fees_waived)))
     return changes
 
 

@@ -52,11 +52,13 @@ from bnpl.ledger.domain import (
     payout_funding,
     recovery,
     refund,
+    refund_of_written_off,
     release_authorization,
     settlement_payout,
     signed_balance,
     validate_entry,
     waiver,
+    written_off_waiver,
 )
 from bnpl.ledger.service import (
     AccountBalance,
@@ -106,6 +108,7 @@ __all__ = [
     "post_many",
     "recovery",
     "refund",
+    "refund_of_written_off",
     "register_check",
     "registered_check",
     "registered_checks",
@@ -116,4 +119,5 @@ __all__ = [
     "validate_entry",
     "verify",
     "waiver",
+    "written_off_waiver",
 ]

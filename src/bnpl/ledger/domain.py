@@ -405,6 +405,42 @@ def refund(*, applied_to_plan: int, refunded_to_consumer: int) -> list[Line]:
     return _give_back(Account.MERCHANT_PAYABLE, applied_to_plan, refunded_to_consumer)
 
 
+def refund_of_written_off(
+    *, applied_to_plan: int, refunded_to_consumer: int, before_capture: bool = False
+) -> list[Line]:
+    """A refund (or release) of R = A + B on a charged-off plan [checkout.refunded].
+
+    The charge-off wrote the receivable off, so the part applied to the plan recovers
+    written-off debt: Dr merchant_payable R (merchant_authorized before capture) /
+    Cr bad_debt_expense A, Cr gateway_clearing B.
+    """
+    source = Account.MERCHANT_AUTHORIZED if before_capture else Account.MERCHANT_PAYABLE
+    return _split(
+        Side.DEBIT,
+        source,
+        [
+            (Account.BAD_DEBT_EXPENSE, applied_to_plan, "applied_to_plan"),
+            (Account.GATEWAY_CLEARING, refunded_to_consumer, "refunded_to_consumer"),
+        ],
+    )
+
+
+def written_off_waiver(*, interest: int = 0, fees: int = 0) -> list[Line]:
+    """Interest and fees of a charged-off plan, written off already, waived by a refund
+    [plan.waiver]: the write-off becomes a waiver.
+
+    Dr waived_interest, Dr waived_fees / Cr bad_debt_expense.
+    """
+    return _split(
+        Side.CREDIT,
+        Account.BAD_DEBT_EXPENSE,
+        [
+            (Account.WAIVED_INTEREST, interest, "interest"),
+            (Account.WAIVED_FEES, fees, "fees"),
+        ],
+    )
+
+
 def waiver(*, interest: int = 0, fees: int = 0) -> list[Line]:
     """Due interest and unpaid late fees of installments canceled by a refund are waived
     [installment.waived].

@@ -38,11 +38,13 @@ from bnpl.ledger.domain import (
     payout_funding,
     recovery,
     refund,
+    refund_of_written_off,
     release_authorization,
     settlement_payout,
     signed_balance,
     validate_entry,
     waiver,
+    written_off_waiver,
 )
 
 A = Account
@@ -459,3 +461,21 @@ def test_a_plans_life_keeps_receivable_and_payable_invariants(
         assert balance[A.MERCHANT_PAYABLE] == net_owed
         assert balance[A.MERCHANT_RECEIVABLE] == carried
         assert balance[A.MERCHANT_AUTHORIZED] == 0
+
+
+def test_a_charged_off_plans_refund_and_waiver_go_against_the_write_off() -> None:
+    assert refund_of_written_off(applied_to_plan=450, refunded_to_consumer=250) == lines(
+        (A.MERCHANT_PAYABLE, DR, 700),
+        (A.BAD_DEBT_EXPENSE, CR, 450),
+        (A.GATEWAY_CLEARING, CR, 250),
+    )
+    assert refund_of_written_off(
+        applied_to_plan=300, refunded_to_consumer=0, before_capture=True
+    ) == lines((A.MERCHANT_AUTHORIZED, DR, 300), (A.BAD_DEBT_EXPENSE, CR, 300))
+    assert written_off_waiver(interest=263, fees=700) == lines(
+        (A.BAD_DEBT_EXPENSE, CR, 963),
+        (A.WAIVED_INTEREST, DR, 263),
+        (A.WAIVED_FEES, DR, 700),
+    )
+    with pytest.raises(PostingError):
+        written_off_waiver()
