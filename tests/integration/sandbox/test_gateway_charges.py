@@ -1,5 +1,9 @@
 """`GET /v1/sandbox/gateway/charges`: the gateway simulator's own record of a card's charges."""
 
+import asyncio
+
+from bnpl import identity
+from bnpl.kit.ids import new_id
 from tests.support import Api, assert_problem
 
 
@@ -67,3 +71,27 @@ async def test_operator_only_and_unknown_method(api: Api) -> None:
     assert_problem(r, 404)
     r = await api.client.get("/v1/sandbox/gateway/charges", headers=api.operator)
     assert_problem(r, 422, "validation_error")
+
+
+async def test_concurrent_charges_are_captured_once_per_key(api: Api) -> None:
+    """The simulator captures charges of always-succeeding cards in batches: 40 concurrent
+    charges under 20 keys, each sent twice at once, make 20 captures, and both sends of a
+    key answer the same charge."""
+    consumer = await api.consumer()
+    pm = await api.add_card(consumer, "4242424242424242")
+    async with api.rt.db.connection() as conn:
+        token = await identity.payment_method_token(conn, consumer.id, pm)
+    assert token is not None
+    gateway = api.rt.providers.gateway
+    keys = [new_id("pay") + ".1" for _ in range(20)]
+    results = await asyncio.gather(
+        *(gateway.charge(token, 100 + i, "USD", key) for i, key in enumerate(keys) for _ in "ab")
+    )
+    assert all(r.outcome.value == "succeeded" for r in results)
+    references = [r.gateway_reference for r in results]
+    assert references[0::2] == references[1::2]  # a key answers as it did the first time
+    assert len(set(references)) == 20
+    r = await api.client.get(
+        "/v1/sandbox/gateway/charges", params={"payment_method_id": pm}, headers=api.operator
+    )
+    assert sorted(c["amount"] for c in r.json()["data"]) == [100 + i for i in range(20)]
