@@ -76,7 +76,8 @@ async def claim_batch(
         records = await repository.claim_due_plans(conn, "collection_due_at", now, limit, _OPEN)
         if not records:
             return 0, []
-        records = await accrue_due_interest_many(conn, [(r, ()) for r in records], now)
+        # The versions that booking bumps are written with the collection states, below.
+        records = await accrue_due_interest_many(conn, [(r, ()) for r in records], now, bump=False)
         waiting = {
             p.id: p
             for p in await payments.get_payments(
@@ -138,7 +139,8 @@ async def claim_batch(
             claims.append(
                 Claim(record.id, payment, attempt, due_through(due, now), record=lease_held)
             )
-        await repository.save_collection_states(conn, leased)
+        # `others` too, for their versions; `prepare_claim` then writes what it decides.
+        await repository.save_collection_states(conn, leased + others)
         for record in others:
             claim = await prepare_claim(conn, rt, record, now)
             if claim is not None:

@@ -111,9 +111,14 @@ async def accrue_due_interest(
 
 
 async def accrue_due_interest_many(
-    conn: asyncpg.Connection, plans: Sequence[tuple[PlanRecord, Sequence[int]]], at: datetime
+    conn: asyncpg.Connection,
+    plans: Sequence[tuple[PlanRecord, Sequence[int]]],
+    at: datetime,
+    *,
+    bump: bool = True,
 ) -> list[PlanRecord]:
-    """`accrue_due_interest` for many plans in two statements; the updated records."""
+    """`accrue_due_interest` for many plans in two statements; the updated records (whose
+    versions went up: `bump=False` leaves writing them to the caller)."""
     today = at.date()
     updated, marks, postings = [], [], []
     for record, also in plans:
@@ -127,7 +132,7 @@ async def accrue_due_interest_many(
             )
         updated.append(record)
     if marks:
-        await repository.mark_accrued_many(conn, marks)
+        await repository.mark_accrued_many(conn, marks, bump=bump)
         await ledger.post_many(conn, postings, at=at)
     return updated
 

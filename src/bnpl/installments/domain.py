@@ -461,15 +461,14 @@ def allocate_payment(installments: Sequence[Installment], amount: int) -> Paymen
         remaining -= interest
         principal = min(remaining, installment.unpaid_principal)
         remaining -= principal
-        updated = replace(
+        settled = fees + interest + principal == installment.unpaid_amount
+        result[index] = replace(
             installment,
             fees_paid=installment.fees_paid + fees,
             interest_paid=installment.interest_paid + interest,
             principal_paid=installment.principal_paid + principal,
+            status=InstallmentStatus.PAID if settled else installment.status,
         )
-        if updated.unpaid_amount == 0:
-            updated = replace(updated, status=InstallmentStatus.PAID)
-        result[index] = updated
         if fees or interest or principal:
             parts.append(InstallmentAllocation(installment.seq, fees, interest, principal))
     return PaymentAllocation(installments=tuple(result), parts=tuple(parts), unapplied=remaining)

@@ -475,16 +475,17 @@ async def save_plans(
 
 
 async def save_collection_states(conn: asyncpg.Connection, records: Sequence[PlanRecord]) -> None:
-    """`save_collection_state` of many plans, from their records, in one statement."""
+    """`save_collection_state` of many locked plans, from their records, in one statement;
+    the records' versions are written too (a claim's interest booking bumps them here)."""
     await conn.execute(
         """
         UPDATE installments.plans p
         SET collection_due_at = u.due_at, collection_payment_id = u.payment_id,
             collection_attempt = u.attempt, collection_exhausted_through = u.exhausted,
-            autopay_blocked = u.blocked, charge_off_at = u.charge_off_at
+            autopay_blocked = u.blocked, charge_off_at = u.charge_off_at, version = u.version
         FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::int[], $5::date[],
-                    $6::bool[], $7::timestamptz[])
-            AS u (id, due_at, payment_id, attempt, exhausted, blocked, charge_off_at)
+                    $6::bool[], $7::timestamptz[], $8::int[])
+            AS u (id, due_at, payment_id, attempt, exhausted, blocked, charge_off_at, version)
         WHERE p.id = u.id AND p.id = ANY($1::text[])
         """,
         [r.id for r in records],
@@ -494,14 +495,16 @@ async def save_collection_states(conn: asyncpg.Connection, records: Sequence[Pla
         [r.collection_exhausted_through for r in records],
         [r.autopay_blocked for r in records],
         [r.charge_off_at for r in records],
+        [r.version for r in records],
     )
 
 
 async def mark_accrued_many(
-    conn: asyncpg.Connection, accrued: Sequence[tuple[str, str, int]]
+    conn: asyncpg.Connection, accrued: Sequence[tuple[str, str, int]], *, bump: bool = True
 ) -> None:
     """Mark the interest of `(plan_id, consumer_id, seq)` installments booked, in one
-    statement; their plans' versions go up (installments never change without it)."""
+    statement; their plans' versions go up (installments never change without it), unless
+    the caller writes the bumped versions itself (`bump=False`)."""
     await conn.execute(
         """
         WITH marked AS (
@@ -510,11 +513,13 @@ async def mark_accrued_many(
             WHERE i.plan_id = a.plan_id AND i.consumer_id = a.consumer_id AND i.seq = a.seq
               AND i.plan_id = ANY($1::text[])
         )
-        UPDATE installments.plans SET version = version + 1 WHERE id = ANY($1::text[])
+        UPDATE installments.plans SET version = version + 1
+        WHERE $4 AND id = ANY($1::text[])
         """,
         [plan_id for plan_id, _, _ in accrued],
         [consumer_id for _, consumer_id, _ in accrued],
         [seq for _, _, seq in accrued],
+        bump,
     )
 
 
