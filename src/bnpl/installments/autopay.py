@@ -313,24 +313,22 @@ class CollectAutopay:
 
     async def run_due(self, db: Database, now: datetime, limit: int) -> int:
         concurrency = self.concurrency or self.rt.settings.collection_concurrency
-        gate = asyncio.Semaphore(concurrency)
+        unsent: asyncio.Queue[Claim | None] = asyncio.Queue()  # committed, not yet sent
         answers: asyncio.Queue[Outcome | None] = asyncio.Queue()
-        unsent = 0  # claimed and committed, not yet at the gateway
-        room = asyncio.Condition()
+        room = asyncio.Event()  # set while fewer than `concurrency` claims wait to be sent
 
-        async def send(claim: Claim) -> None:
-            nonlocal unsent
-            try:
-                async with gate:
-                    async with room:
-                        unsent -= 1
-                        room.notify_all()
+        async def sender() -> None:
+            # `concurrency` of these: at most that many charges in flight.
+            while (claim := await unsent.get()) is not None:
+                if unsent.qsize() < concurrency:
+                    room.set()
+                try:
                     answer = await charge(self.rt, claim)
-            except Exception:
-                # Sent or not, unknown: settled as "no answer", re-sent later with its key.
-                log.exception("charging a collection failed", extra={"plan": claim.plan_id})
-                answer = None
-            answers.put_nowait((claim, answer))
+                except Exception:
+                    # Sent or not, unknown: settled as "no answer", re-sent later with its key.
+                    log.exception("charging a collection failed", extra={"plan": claim.plan_id})
+                    answer = None
+                answers.put_nowait((claim, answer))
 
         async def settle() -> None:
             while (first := await answers.get()) is not None:
@@ -344,27 +342,28 @@ class CollectAutopay:
                 await settle_all(db, self.rt, chunk, now)
             answers.put_nowait(None)
 
-        def has_room() -> bool:
-            return unsent < concurrency
-
         claimed = 0
-        sending: list[asyncio.Task[None]] = []
+        senders = [asyncio.create_task(sender()) for _ in range(concurrency)]
         settlers = [asyncio.create_task(settle()) for _ in range(SETTLERS)]
         try:
+            room.set()
             while claimed < limit:
-                async with room:  # claim ahead only as far as the gateway keeps up
-                    await room.wait_for(has_room)
+                await room.wait()  # claim ahead only as far as the gateway keeps up
                 chunk = min(CLAIM_CHUNK, limit - claimed)
                 plans, claims = await claim_batch(db, self.rt, now, chunk)
                 claimed += plans
-                unsent += len(claims)
-                sending += [asyncio.create_task(send(c)) for c in claims]
+                for claim in claims:
+                    unsent.put_nowait(claim)
+                if unsent.qsize() >= concurrency:
+                    room.clear()
                 if plans < chunk:
                     break
-            await asyncio.gather(*sending)
+            for _ in senders:
+                unsent.put_nowait(None)
+            await asyncio.gather(*senders)
             answers.put_nowait(None)
             await asyncio.gather(*settlers)
         finally:
-            for task in (*sending, *settlers):
+            for task in (*senders, *settlers):
                 task.cancel()
         return claimed
