@@ -17,7 +17,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import asyncpg
 
@@ -91,9 +91,11 @@ async def claim_batch(
         retried: list[tuple[PlanRecord, payments.Payment]] = []
         canceled: list[str] = []
         others: list[PlanRecord] = []
+        covers: dict[str, date] = {}  # plan -> the latest due date its charge is for
         for record in records:
             due = collectible_due(record.installments, today)
             amount = sum(i.unpaid_amount for i in due)
+            covers[record.id] = due_through(due, now)
             token = tokens.get(record.payment_method_id)
             current = waiting.get(record.collection_payment_id or "")
             if (
@@ -135,10 +137,7 @@ async def claim_batch(
                 collection_due_at=now + lease,
             )
             leased.append(lease_held)
-            due = collectible_due(record.installments, today)
-            claims.append(
-                Claim(record.id, payment, attempt, due_through(due, now), record=lease_held)
-            )
+            claims.append(Claim(record.id, payment, attempt, covers[record.id], record=lease_held))
         # `others` too, for their versions; `prepare_claim` then writes what it decides.
         await repository.save_collection_states(conn, leased + others)
         for record in others:
