@@ -56,6 +56,8 @@ async def serve_in_background(app: object, host: str, port: int) -> tuple[uvicor
         host=host,
         port=port,
         log_level="warning",
+        access_log=False,
+        proxy_headers=False,  # the sandbox providers, on loopback: no proxy in front
         lifespan="on",
         timeout_graceful_shutdown=1,
     )

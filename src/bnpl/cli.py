@@ -110,7 +110,14 @@ def sandbox(host: Host = "127.0.0.1", port: Port = 8100) -> None:
     from bnpl.providers.sandbox import standalone_app
 
     typer.echo(f"sandbox providers on http://{host}:{port}", err=True)
-    uvicorn.run(standalone_app(settings), host=host, port=port, log_level="warning")
+    uvicorn.run(
+        standalone_app(settings),
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        proxy_headers=False,  # a provider on loopback: no proxy in front of it
+    )
 
 
 def main() -> None:

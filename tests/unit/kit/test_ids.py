@@ -3,8 +3,10 @@ from __future__ import annotations
 import time
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from bnpl.kit.ids import PREFIXES, has_prefix, new_id
+from bnpl.kit.ids import PREFIXES, _b32, has_prefix, new_id
 
 CROCKFORD = set("0123456789ABCDEFGHJKMNPQRSTVWXYZ")
 
@@ -73,3 +75,10 @@ def test_suffix_carries_the_creation_time() -> None:
     assert number < 2**128
     assert (number >> 76) & 0xF == 7  # a UUIDv7
     assert before <= number >> 80 <= after  # its first 48 bits: unix milliseconds
+
+
+@given(st.integers(min_value=0, max_value=2**128 - 1))
+def test_suffix_is_the_value_in_crockford_base32(value: int) -> None:
+    digits = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+    expected = "".join(digits[(value >> (5 * k)) & 31] for k in range(25, -1, -1))
+    assert _b32(value) == expected
