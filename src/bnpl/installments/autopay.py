@@ -167,40 +167,38 @@ def _collect(
 ) -> _Collected | None:
     """What `settle_claim` does with a succeeded autopay charge that the open plan owes in
     full, as data (None: another case, for `settle_claim`)."""
-    cleared = replace(record, collection_payment_id=None, collection_attempt=0)
-    allocation = allocate_payment(cleared.installments, payment.amount)
+    allocation = allocate_payment(record.installments, payment.amount)
     if allocation.unapplied:
         return None  # the plan owes less than was charged: the excess goes back
-    status = plan_status_for(allocation.installments, cleared.status)
+    status = plan_status_for(allocation.installments, record.status)
     saved = planned_collections(
-        replace(
-            cleared,
+        replace(  # one copy: the collection is over, and what it paid is applied
+            record,
+            collection_payment_id=None,
+            collection_attempt=0,
             principal=plan_principal(allocation.installments),
             status=status,
-            version=cleared.version + 1,
+            version=record.version + 1,
             installments=allocation.installments,
         )
     )
-    changed = tuple(
-        new
-        for old, new in zip(cleared.installments, allocation.installments, strict=True)
-        if old != new
-    )
-    news = [
-        events.installment_paid_event(saved, new, now)
-        for old, new in zip(cleared.installments, allocation.installments, strict=True)
-        if old.is_open and new.status is InstallmentStatus.PAID
-    ]
-    if status is not cleared.status and status in events.STATUS_EVENTS:
+    changed: list[Installment] = []
+    news: list[NewEvent] = []
+    for old, new in zip(record.installments, allocation.installments, strict=True):
+        if old != new:
+            changed.append(new)
+            if old.is_open and new.status is InstallmentStatus.PAID:
+                news.append(events.installment_paid_event(saved, new, now))
+    if status is not record.status and status in events.STATUS_EVENTS:
         news.append(events.plan_status_event(events.STATUS_EVENTS[status], to_plan(saved), now))
     principal = sum(p.principal for p in allocation.parts)
     books = [
-        posting(cleared, kind, lines)
-        for kind, lines in receivable_changes(cleared, allocation.installments)
+        posting(record, kind, lines)
+        for kind, lines in receivable_changes(record, allocation.installments)
     ]
     books.append(
         posting(
-            cleared,
+            record,
             "payment.received",
             ledger.consumer_payment(
                 principal=principal,
@@ -210,7 +208,7 @@ def _collect(
             reference_id=payment.id,
         )
     )
-    return _Collected(saved, changed, item, books, news, principal)
+    return _Collected(saved, tuple(changed), item, books, news, principal)
 
 
 async def settle_batch(

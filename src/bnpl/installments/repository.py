@@ -69,7 +69,10 @@ class PlanRecord:
     charge_off_at: datetime | None = None
 
 
+# Enum members by stored value, looked up by dict (a collection run reads thousands of rows).
 _STATUSES: Final = {s.value: s for s in InstallmentStatus}
+_KINDS: Final = {k.value: k for k in PlanKind}
+_PLAN_STATUSES: Final = {s.value: s for s in PlanStatus}
 
 
 def _installment(row: asyncpg.Record, prefix: str = "") -> Installment:
@@ -106,13 +109,13 @@ def _record(
         consumer_id=row["consumer_id"],
         merchant_id=row["merchant_id"],
         checkout_id=row["checkout_id"],
-        kind=PlanKind(row["kind"]),
+        kind=_KINDS[row["kind"]],
         currency=row["currency"],
         principal=row["principal"],
         original_principal=row["original_principal"],
         refunded_amount=row["refunded_amount"],
         apr_bps=row["apr_bps"],
-        status=PlanStatus(row["status"]),
+        status=_PLAN_STATUSES[row["status"]],
         payment_method_id=row["payment_method_id"],
         late_fees_total=row["late_fees_total"],
         authorization_date=row["authorization_date"],

@@ -208,6 +208,10 @@ def _check_amount(amount: object, what: str) -> int:
     return amount
 
 
+_ACCOUNTS: Final[dict[object, Account]] = {a.value: a for a in Account}
+_SIDES: Final[dict[object, Side]] = {s.value: s for s in Side}
+
+
 @dataclass(frozen=True, slots=True)
 class Line:
     """One line of a journal entry: ``amount`` (> 0) on one ``side`` of one ``account``.
@@ -223,19 +227,21 @@ class Line:
     currency: str | None = None
 
     def __post_init__(self) -> None:
-        try:
-            account = Account(self.account)
-        except ValueError:
+        try:  # by dict (members and their values alike): every posting builds lines
+            account = _ACCOUNTS[self.account]
+        except (KeyError, TypeError):
             raise PostingError(f"unknown account {self.account!r}") from None
         try:
-            side = Side(self.side)
-        except ValueError:
+            side = _SIDES[self.side]
+        except (KeyError, TypeError):
             raise PostingError(f"side must be 'debit' or 'credit', got {self.side!r}") from None
         _check_amount(self.amount, f"amount of the {account} line")
         if self.currency is not None and self.currency not in SUPPORTED_CURRENCIES:
             raise PostingError(f"unsupported currency {self.currency!r}")
-        object.__setattr__(self, "account", account)
-        object.__setattr__(self, "side", side)
+        if account is not self.account:
+            object.__setattr__(self, "account", account)
+        if side is not self.side:
+            object.__setattr__(self, "side", side)
 
 
 def debit(account: Account, amount: int) -> Line:

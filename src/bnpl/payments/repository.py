@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Final
 
 import asyncpg
 
@@ -16,16 +17,20 @@ _COLUMNS = (
 )
 
 
+_KINDS: Final = {k.value: k for k in PaymentKind}  # by dict: a collection reads thousands
+_STATUSES: Final = {s.value: s for s in PaymentStatus}
+
+
 def _payment(row: asyncpg.Record, attempts: Sequence[asyncpg.Record] = ()) -> Payment:
     return Payment(
         id=row["id"],
         consumer_id=row["consumer_id"],
         plan_id=row["plan_id"],
         checkout_id=row["checkout_id"],
-        kind=PaymentKind(row["kind"]),
+        kind=_KINDS[row["kind"]],
         amount=row["amount"],
         currency=row["currency"],
-        status=PaymentStatus(row["status"]),
+        status=_STATUSES[row["status"]],
         failure_code=row["failure_code"],
         payment_method_id=row["payment_method_id"],
         gateway_key=row["gateway_key"],
