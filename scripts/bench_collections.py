@@ -57,6 +57,7 @@ from bnpl.app import create_app
 from bnpl.bootstrap import Roles, serve_in_background, start_platform, stop_server
 from bnpl.config import Settings
 from bnpl.kit.db import Database
+from bnpl.kit.gc_tuning import tune_for_service
 from bnpl.kit.ids import new_id
 from bnpl.kit.migrate import migrate
 from bnpl.providers.sandbox import create_sandbox_app
@@ -385,6 +386,7 @@ async def _collect_batches(
     `around(batches)` runs once everything is connected, before the first batch, and again
     after the last one, before disconnecting (for readings, or to wait for a signal)."""
     async with start_platform(settings, Roles(workers=False, migrate=False)) as rt:
+        tune_for_service()  # as `bnpl worker` does once it has started
         work = next(w for w in rt.scheduler.works if w.name == "installments.collect")
         batches: list[Batch] = []
         await around(batches)

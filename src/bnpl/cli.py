@@ -12,6 +12,7 @@ import uvloop
 
 from bnpl.bootstrap import Roles, database_url, start_platform
 from bnpl.config import Settings
+from bnpl.kit.gc_tuning import tune_for_service
 from bnpl.logs import configure_logging
 
 cli = typer.Typer(help="BNPL platform.", no_args_is_help=True, add_completion=False)
@@ -35,6 +36,7 @@ def _run_api(
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     typer.echo(f"BNPL API on http://{shown}:{port}  (docs: http://{shown}:{port}/docs)", err=True)
     typer.echo(f"operator token: Authorization: Bearer {settings.admin_token}", err=True)
+    tune_for_service()
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
 
@@ -77,6 +79,7 @@ def worker(
                 for name in list(rt.bus.subscriptions):
                     if name not in wanted:
                         del rt.bus.subscriptions[name]
+            tune_for_service()
             typer.echo("BNPL worker running", err=True)
             await stop.wait()
 
@@ -110,6 +113,7 @@ def sandbox(host: Host = "127.0.0.1", port: Port = 8100) -> None:
     from bnpl.providers.sandbox import standalone_app
 
     typer.echo(f"sandbox providers on http://{host}:{port}", err=True)
+    tune_for_service()
     uvicorn.run(
         standalone_app(settings),
         host=host,
