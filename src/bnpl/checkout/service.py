@@ -6,7 +6,7 @@ call (the down payment) happens between two transactions (`begin_confirm` / `fin
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -242,8 +242,8 @@ async def finish_confirm(
     if settlement.failure is payments.Failure.TRANSIENT:
         await payments.settle(conn, payment, settlement, at=at, merchant_id=checkout.merchant_id)
         return await repo.update(conn, checkout.id, at, resume_at=at + RESUME_AFTER)
-    await payments.settle(conn, payment, settlement, at=at, merchant_id=checkout.merchant_id)
     if not settlement.succeeded:
+        await payments.settle(conn, payment, settlement, at=at, merchant_id=checkout.merchant_id)
         assert checkout.decision_id
         await credit.record_payment_decline(
             conn,
@@ -275,6 +275,14 @@ async def finish_confirm(
         {"resume_at": None},
         at,
         down_payment=payment,
+    )
+    # Settled once the plan exists, so that `payment.succeeded` names the plan it paid.
+    await payments.settle(
+        conn,
+        replace(payment, plan_id=checkout.plan_id),
+        settlement,
+        at=at,
+        merchant_id=checkout.merchant_id,
     )
     return checkout
 

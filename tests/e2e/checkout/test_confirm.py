@@ -53,6 +53,15 @@ async def test_pay_in_4_schedule_and_down_payment(flow: Flow, shop: MerchantHand
     # ... and as the gateway saw it: charged once.
     charges = await flow.gateway_charges(payment["id"])
     assert [(c["amount"], c["status"]) for c in charges] == [(10_003, "captured")]
+    # Its event names the plan it paid (the payment is settled once the plan exists).
+    [event] = await flow.api.rt.db.fetch(
+        "SELECT aggregate_id, data FROM messaging.events "
+        "WHERE type = 'payment.succeeded' AND data->>'payment_id' = $1",
+        payment["id"],
+    )
+    assert event["aggregate_id"] == body["plan_id"]
+    assert event["data"]["plan_id"] == body["plan_id"]
+    assert event["data"]["kind"] == "down_payment" and event["data"]["amount"] == 10_003
 
     # The plan is readable by its consumer and merchant, nobody else.
     for headers in (buyer.headers, shop.headers):
