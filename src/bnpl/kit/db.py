@@ -17,8 +17,11 @@ import orjson
 
 Connection = asyncpg.Connection
 
-# Dates and times as `str()` writes them, as the standard library's encoder did before.
-_ORJSON = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME
+# Dates, times and dataclasses as `str()` writes them, as the standard library's encoder
+# (with `default=str`) did before.
+_ORJSON = (
+    orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+)
 
 
 def json_text(value: Any) -> str:
