@@ -33,17 +33,8 @@ async def record(
     data: Mapping[str, Any] | None = None,
 ) -> str:
     """Append an audit record in the caller's transaction; returns its id."""
-    record_id = new_id("aud")
-    await conn.execute(
-        "INSERT INTO audit.records (id, at, actor, action, entity_id, request_id, data) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        record_id,
-        at,
-        actor,
-        action,
-        entity_id,
-        request_id,
-        dict(data) if data is not None else None,
+    [record_id] = await record_many(
+        conn, [AuditEntry(actor, action, entity_id, data, request_id)], at=at
     )
     return record_id
 

@@ -52,20 +52,9 @@ async def publish(
 
     It is delivered to subscribers only if that transaction commits.
     """
-    event_id = new_id("evt")
-    await conn.execute(
-        """
-        INSERT INTO messaging.events
-            (event_id, type, aggregate_id, data, occurred_at, merchant_id, consumer_id)
-        VALUES ($1, $2, $3, $4, $5, $6, $7)
-        """,
-        event_id,
-        type,
-        aggregate_id,
-        dict(data),
-        occurred_at,
-        merchant_id,
-        consumer_id,
+    [event_id] = await publish_many(
+        conn,
+        [NewEvent(type, aggregate_id, data, occurred_at, merchant_id, consumer_id)],
     )
     return event_id
 
