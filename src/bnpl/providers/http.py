@@ -1,18 +1,20 @@
 """HTTP adapters: how the platform reaches a provider, sandbox simulator or real.
 
-On aiohttp: a collection run keeps dozens of gateway calls in flight, and httpx's pool
-checks every pooled connection on each request (most of a collection's CPU went there).
+On pyreqwest (Rust's reqwest and hyper): a collection run keeps dozens of gateway calls in
+flight, and a call's own CPU is most of what a collection costs the worker. Measured on this
+machine with 64 calls in flight: httpx's pool checked every pooled connection on each
+request; aiohttp spent about 240 µs of CPU per call, pyreqwest 110-150 µs.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any, Literal
 
-import aiohttp
 import orjson
-from yarl import URL
+from pyreqwest.client import Client, ClientBuilder
+from pyreqwest.exceptions import PyreqwestError
 
 from bnpl.providers import Providers
 from bnpl.providers.bureau.base import BureauReport
@@ -25,6 +27,8 @@ from bnpl.providers.gateway.base import (
 )
 from bnpl.providers.kyb.base import BusinessCheck
 from bnpl.providers.kyc.base import IdentityCheck
+
+_JSON = "application/json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,20 +53,22 @@ class ProviderClient:
 
     def __init__(self, base_url: str, timeout_s: float, max_connections: int = 200) -> None:
         self.base_url = base_url.rstrip("/")
-        self.timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=min(timeout_s, 2.0))
+        self.timeout_s = timeout_s
         self._connections = max_connections
-        self._session: aiohttp.ClientSession | None = None
-        self._urls: dict[str, URL] = {}  # parsed once per path (a charge's hot path)
+        self._client: Client | None = None
 
     @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None:  # created on first use, inside the running loop
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self._connections),
-                timeout=self.timeout,
-                raise_for_status=False,
+    def client(self) -> Client:
+        if self._client is None:  # created on first use, inside the running loop
+            self._client = (
+                ClientBuilder()
+                .timeout(timedelta(seconds=self.timeout_s))
+                .connect_timeout(timedelta(seconds=min(self.timeout_s, 2.0)))
+                .max_connections(self._connections)
+                .error_for_status(False)
+                .build()
             )
-        return self._session
+        return self._client
 
     async def request(
         self,
@@ -74,35 +80,25 @@ class ProviderClient:
         key: str | None = None,
         timeout: float | None = None,
     ) -> Answer:
-        # JSON encoded here, not by aiohttp's payload machinery (a charge's hot path).
-        headers = {"Content-Type": "application/json"} if body is not None else {}
+        call = self.client.request(method, self.base_url + path)
+        if body is not None:
+            call = call.header("Content-Type", _JSON).body_bytes(orjson.dumps(body))
         if key:
-            headers["Idempotency-Key"] = key
-        # aiohttp reads `timeout=None` as "no timeout": without one, the client's.
-        bound = self.timeout if timeout is None else aiohttp.ClientTimeout(total=timeout)
-        url = self._urls.get(path)
-        if url is None:
-            url = self._urls[path] = URL(self.base_url + path)
+            call = call.header("Idempotency-Key", key)
+        if params:
+            call = call.query(params)
+        if timeout is not None:
+            call = call.timeout(timedelta(seconds=timeout))
         try:
-            async with self.session.request(
-                method,
-                url,
-                data=orjson.dumps(body) if body is not None else None,
-                params=params,
-                headers=headers,
-                timeout=bound,
-            ) as r:
-                raw = await r.read()
-                status = r.status
-        except TimeoutError as exc:
-            raise ProviderUnavailable("timeout") from exc
-        except aiohttp.ClientError as exc:
-            raise ProviderUnavailable(type(exc).__name__) from exc
+            response = await call.build().send()
+            raw = await response.bytes()
+        except PyreqwestError as exc:  # timeouts, refused or broken connections
+            raise ProviderUnavailable(_failure(exc)) from exc
         try:
-            parsed = orjson.loads(raw) if raw else None
+            parsed = orjson.loads(memoryview(raw)) if len(raw) else None
         except orjson.JSONDecodeError:
             parsed = None
-        return Answer(status, parsed)
+        return Answer(response.status, parsed)
 
     async def post(
         self, path: str, body: dict[str, Any], key: str | None = None, timeout: float | None = None
@@ -116,9 +112,13 @@ class ProviderClient:
         return answer
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+
+def _failure(exc: PyreqwestError) -> str:
+    return "timeout" if isinstance(exc, TimeoutError) else type(exc).__name__
 
 
 def _error_code(response: Answer) -> str:
