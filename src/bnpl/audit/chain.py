@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncpg
 
-from bnpl.kit.db import Database, json_text
+from bnpl.kit.db import Database
 from bnpl.kit.ids import new_id
 
 log = logging.getLogger(__name__)
@@ -57,21 +57,19 @@ async def record_many(
     if not entries:
         return []
     ids = [new_id("aud") for _ in entries]
+    rows = [
+        (i, e.actor, e.action, e.entity_id, e.request_id, None if e.data is None else dict(e.data))
+        for i, e in zip(ids, entries, strict=True)
+    ]
     await conn.execute(
         """
         INSERT INTO audit.records (id, at, actor, action, entity_id, request_id, data)
-        SELECT r.id, $1, r.actor, r.action, r.entity_id, r.request_id, r.data::jsonb
-        FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
-             WITH ORDINALITY AS r (id, actor, action, entity_id, request_id, data, n)
-        ORDER BY r.n
+        SELECT r->>0, $1, r->>1, r->>2, r->>3, r->>4, nullif(r->5, 'null'::jsonb)
+        FROM jsonb_array_elements($2::jsonb) WITH ORDINALITY AS t (r, n)
+        ORDER BY t.n
         """,
         at,
-        ids,
-        [e.actor for e in entries],
-        [e.action for e in entries],
-        [e.entity_id for e in entries],
-        [e.request_id for e in entries],
-        [json_text(dict(e.data)) if e.data is not None else None for e in entries],
+        rows,  # rows as jsonb (kit.db)
     )
     return ids
 

@@ -421,59 +421,63 @@ async def save_plans(
     changed installments and the record's totals, status and collection state (its version
     goes up by one). ``at`` becomes ``paid_at`` of the changed installments that are now
     ``paid`` (an installment keeps the first time it was settled)."""
-    changed = [(r.id, r.consumer_id, i) for r, installments in saved for i in installments]
-    plans = [record for record, _ in saved]
     await conn.execute(
         """
         WITH changed AS (
             UPDATE installments.installments i
-            SET principal = c.principal, interest = c.interest, fees = c.fees,
-                principal_paid = c.principal_paid, interest_paid = c.interest_paid,
-                fees_paid = c.fees_paid, status = c.status,
-                paid_at = CASE WHEN c.status = 'paid' THEN coalesce(i.paid_at, $1) END
-            FROM unnest($2::text[], $3::text[], $4::smallint[], $5::bigint[], $6::bigint[],
-                        $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::text[])
-                AS c (plan_id, consumer_id, seq, principal, interest, fees, principal_paid,
-                      interest_paid, fees_paid, status)
-            WHERE i.plan_id = c.plan_id AND i.consumer_id = c.consumer_id AND i.seq = c.seq
-              AND i.plan_id = ANY($2::text[])
+            SET principal = (c->>3)::bigint, interest = (c->>4)::bigint, fees = (c->>5)::bigint,
+                principal_paid = (c->>6)::bigint, interest_paid = (c->>7)::bigint,
+                fees_paid = (c->>8)::bigint, status = c->>9,
+                paid_at = CASE WHEN c->>9 = 'paid' THEN coalesce(i.paid_at, $1) END
+            FROM jsonb_array_elements($2::jsonb) AS c
+            WHERE i.plan_id = c->>0 AND i.consumer_id = c->>1 AND i.seq = (c->>2)::smallint
+              AND i.plan_id = ANY($3::text[])
             RETURNING 1
         )
         UPDATE installments.plans p
-        SET principal = u.principal, status = u.status, refunded_amount = u.refunded_amount,
-            late_fees_total = u.late_fees_total, updated_at = $1, version = p.version + 1,
-            collection_due_at = u.due_at, collection_payment_id = u.payment_id,
-            collection_attempt = u.attempt, collection_exhausted_through = u.exhausted,
-            autopay_blocked = u.blocked, charge_off_at = u.charge_off_at
-        FROM unnest($12::text[], $13::bigint[], $14::text[], $15::bigint[], $16::bigint[],
-                    $17::timestamptz[], $18::text[], $19::int[], $20::date[], $21::bool[],
-                    $22::timestamptz[])
-            AS u (id, principal, status, refunded_amount, late_fees_total, due_at, payment_id,
-                  attempt, exhausted, blocked, charge_off_at)
-        WHERE p.id = u.id AND p.id = ANY($12::text[])
+        SET principal = (u->>1)::bigint, status = u->>2, refunded_amount = (u->>3)::bigint,
+            late_fees_total = (u->>4)::bigint, updated_at = $1, version = p.version + 1,
+            collection_due_at = (u->>5)::timestamptz, collection_payment_id = u->>6,
+            collection_attempt = (u->>7)::int, collection_exhausted_through = (u->>8)::date,
+            autopay_blocked = (u->>9)::bool, charge_off_at = (u->>10)::timestamptz
+        FROM jsonb_array_elements($4::jsonb) AS u
+        WHERE p.id = u->>0 AND p.id = ANY($5::text[])
         """,
         at,
-        [plan_id for plan_id, _, _ in changed],
-        [consumer_id for _, consumer_id, _ in changed],
-        [i.seq for _, _, i in changed],
-        [i.principal for _, _, i in changed],
-        [i.interest for _, _, i in changed],
-        [i.fees for _, _, i in changed],
-        [i.principal_paid for _, _, i in changed],
-        [i.interest_paid for _, _, i in changed],
-        [i.fees_paid for _, _, i in changed],
-        [i.status.value for _, _, i in changed],
-        [r.id for r in plans],
-        [r.principal for r in plans],
-        [r.status.value for r in plans],
-        [r.refunded_amount for r in plans],
-        [r.late_fees_total for r in plans],
-        [r.collection_due_at for r in plans],
-        [r.collection_payment_id for r in plans],
-        [r.collection_attempt for r in plans],
-        [r.collection_exhausted_through for r in plans],
-        [r.autopay_blocked for r in plans],
-        [r.charge_off_at for r in plans],
+        [  # rows as jsonb (kit.db)
+            (
+                r.id,
+                r.consumer_id,
+                i.seq,
+                i.principal,
+                i.interest,
+                i.fees,
+                i.principal_paid,
+                i.interest_paid,
+                i.fees_paid,
+                i.status.value,
+            )
+            for r, installments in saved
+            for i in installments
+        ],
+        [r.id for r, installments in saved if installments],
+        [
+            (
+                r.id,
+                r.principal,
+                r.status.value,
+                r.refunded_amount,
+                r.late_fees_total,
+                r.collection_due_at,
+                r.collection_payment_id,
+                r.collection_attempt,
+                r.collection_exhausted_through,
+                r.autopay_blocked,
+                r.charge_off_at,
+            )
+            for r, _ in saved
+        ],
+        [r.id for r, _ in saved],
     )
 
 
@@ -483,22 +487,27 @@ async def save_collection_states(conn: asyncpg.Connection, records: Sequence[Pla
     await conn.execute(
         """
         UPDATE installments.plans p
-        SET collection_due_at = u.due_at, collection_payment_id = u.payment_id,
-            collection_attempt = u.attempt, collection_exhausted_through = u.exhausted,
-            autopay_blocked = u.blocked, charge_off_at = u.charge_off_at, version = u.version
-        FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::int[], $5::date[],
-                    $6::bool[], $7::timestamptz[], $8::int[])
-            AS u (id, due_at, payment_id, attempt, exhausted, blocked, charge_off_at, version)
-        WHERE p.id = u.id AND p.id = ANY($1::text[])
+        SET collection_due_at = (u->>1)::timestamptz, collection_payment_id = u->>2,
+            collection_attempt = (u->>3)::int, collection_exhausted_through = (u->>4)::date,
+            autopay_blocked = (u->>5)::bool, charge_off_at = (u->>6)::timestamptz,
+            version = (u->>7)::int
+        FROM jsonb_array_elements($1::jsonb) AS u
+        WHERE p.id = u->>0 AND p.id = ANY($2::text[])
         """,
+        [  # rows as jsonb (kit.db)
+            (
+                r.id,
+                r.collection_due_at,
+                r.collection_payment_id,
+                r.collection_attempt,
+                r.collection_exhausted_through,
+                r.autopay_blocked,
+                r.charge_off_at,
+                r.version,
+            )
+            for r in records
+        ],
         [r.id for r in records],
-        [r.collection_due_at for r in records],
-        [r.collection_payment_id for r in records],
-        [r.collection_attempt for r in records],
-        [r.collection_exhausted_through for r in records],
-        [r.autopay_blocked for r in records],
-        [r.charge_off_at for r in records],
-        [r.version for r in records],
     )
 
 

@@ -3,6 +3,13 @@
 Services never commit: the request or job boundary opens `Database.transaction()` and passes
 the connection down, so the business change, its outbox event, its ledger entry and its audit
 record commit together.
+
+Rows as jsonb: a batch statement takes its rows as one jsonb parameter, a list of tuples
+(written by `json_text`, the jsonb codec), and reads them back positionally:
+``SELECT r->>0, (r->>1)::bigint FROM jsonb_array_elements($1::jsonb) AS r``. Parallel
+arrays cost asyncpg about 0.8 µs of client CPU per element (it checks every element's type
+through `collections.abc`); a jsonb parameter costs a tenth of that, and PostgreSQL about
+as much as arrays. Integers stay exact: jsonb numbers are numerics, cast to bigint.
 """
 
 from __future__ import annotations

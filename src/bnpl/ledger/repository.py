@@ -65,24 +65,23 @@ WHERE $9::text IS NOT NULL AND idempotency_key = $9 AND NOT EXISTS (SELECT 1 FRO
 
 
 # Many entries in one statement (a batch job's): entries, lines, and one bucket bump per
-# (account, currency) for the sum of all of them, picked as in `_POST`.
+# (account, currency) for the sum of all of them, picked as in `_POST`. Entries and lines
+# come as jsonb arrays of rows (see `kit.db`: rows as jsonb).
 _POST_MANY = """
 WITH entry AS (
     INSERT INTO ledger.entries
         (id, kind, reference_id, currency, amount, at, consumer_id, merchant_id)
-    SELECT e.id, e.kind, e.reference_id, e.currency, e.amount, $1, e.consumer_id, e.merchant_id
-    FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[],
-                $8::text[])
-         AS e (id, kind, reference_id, currency, amount, consumer_id, merchant_id)
+    SELECT e->>0, e->>1, e->>2, e->>3, (e->>4)::bigint, $1, e->>5, e->>6
+    FROM jsonb_array_elements($2::jsonb) AS e
 ),
 journal AS (
     INSERT INTO ledger.lines (entry_id, line_no, account, side, amount, currency)
-    SELECT * FROM unnest($9::text[], $10::smallint[], $11::text[], $12::text[], $13::bigint[],
-                         $14::text[])
+    SELECT l->>0, (l->>1)::smallint, l->>2, l->>3, (l->>4)::bigint, l->>5
+    FROM jsonb_array_elements($3::jsonb) AS l
 ),
 picked AS MATERIALIZED (
     SELECT d.account, d.currency, d.debits, d.credits, b.slot
-    FROM unnest($15::text[], $16::text[], $17::bigint[], $18::bigint[])
+    FROM unnest($4::text[], $5::text[], $6::bigint[], $7::bigint[])
          AS d (account, currency, debits, credits)
     LEFT JOIN LATERAL (
         SELECT bb.slot FROM ledger.balance_buckets bb
@@ -164,8 +163,8 @@ async def insert_entries(
     await conn.execute(
         _POST_MANY,
         at,
-        *(list(column) for column in zip(*entries, strict=True)),
-        *(list(column) for column in zip(*lines, strict=True)),
+        entries,
+        lines,
         *(list(column) for column in zip(*net, strict=True)),
     )
 

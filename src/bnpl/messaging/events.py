@@ -9,7 +9,6 @@ from typing import Any
 
 import asyncpg
 
-from bnpl.kit.db import json_text
 from bnpl.kit.ids import new_id
 
 
@@ -80,23 +79,18 @@ async def publish_many(conn: asyncpg.Connection, events: Sequence[NewEvent]) -> 
     if not events:
         return []
     ids = [new_id("evt") for _ in events]
+    rows = [
+        (i, e.type, e.aggregate_id, dict(e.data), e.occurred_at, e.merchant_id, e.consumer_id)
+        for i, e in zip(ids, events, strict=True)
+    ]
     await conn.execute(
         """
         INSERT INTO messaging.events
             (event_id, type, aggregate_id, data, occurred_at, merchant_id, consumer_id)
-        SELECT e.event_id, e.type, e.aggregate_id, e.data::jsonb, e.occurred_at,
-               e.merchant_id, e.consumer_id
-        FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],
-                    $6::text[], $7::text[]) WITH ORDINALITY
-             AS e (event_id, type, aggregate_id, data, occurred_at, merchant_id, consumer_id, n)
-        ORDER BY e.n
+        SELECT e->>0, e->>1, e->>2, e->3, (e->>4)::timestamptz, e->>5, e->>6
+        FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS r (e, n)
+        ORDER BY r.n
         """,
-        ids,
-        [e.type for e in events],
-        [e.aggregate_id for e in events],
-        [json_text(dict(e.data)) for e in events],
-        [e.occurred_at for e in events],
-        [e.merchant_id for e in events],
-        [e.consumer_id for e in events],
+        rows,  # rows as jsonb (kit.db)
     )
     return ids

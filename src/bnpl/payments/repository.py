@@ -68,25 +68,27 @@ async def insert_payments(
         INSERT INTO payments.payments
             (id, consumer_id, plan_id, checkout_id, kind, amount, currency, status,
              payment_method_id, gateway_token, gateway_key, created_at, updated_at)
-        SELECT n.id, n.consumer_id, n.plan_id, n.checkout_id, n.kind, n.amount, n.currency,
-               'processing', n.payment_method_id, n.gateway_token, n.id, $1, $1
-        FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[],
-                    $8::text[], $9::text[], $10::text[]) WITH ORDINALITY
-             AS n (id, consumer_id, plan_id, checkout_id, kind, amount, currency,
-                   payment_method_id, gateway_token, i)
-        ORDER BY n.i
+        SELECT n->>0, n->>1, n->>2, n->>3, n->>4, (n->>5)::bigint, n->>6, 'processing',
+               n->>7, n->>8, n->>0, $1, $1
+        FROM jsonb_array_elements($2::jsonb) WITH ORDINALITY AS r (n, i)
+        ORDER BY r.i
         RETURNING {_COLUMNS}
         """,
         at,
-        [p.payment_id for p in payments],
-        [p.consumer_id for p in payments],
-        [p.plan_id for p in payments],
-        [p.checkout_id for p in payments],
-        [p.kind.value for p in payments],
-        [p.amount for p in payments],
-        [p.currency for p in payments],
-        [p.payment_method_id for p in payments],
-        [p.gateway_token for p in payments],
+        [  # rows as jsonb (kit.db)
+            (
+                p.payment_id,
+                p.consumer_id,
+                p.plan_id,
+                p.checkout_id,
+                p.kind.value,
+                p.amount,
+                p.currency,
+                p.payment_method_id,
+                p.gateway_token,
+            )
+            for p in payments
+        ],
     )
     by_id = {r["id"]: _payment(r) for r in rows}
     return [by_id[p.payment_id] for p in payments]
@@ -173,38 +175,34 @@ async def record_outcomes(
     conn: asyncpg.Connection, outcomes: Sequence[Outcome], *, at: datetime
 ) -> None:
     """The payments' new statuses and their attempts (numbered on), in one statement."""
-    tried = [(o.payment_id, i, a) for o in outcomes for i, a in enumerate(o.attempts, start=1)]
     await conn.execute(
         """
         WITH added AS (
             INSERT INTO payments.attempts (payment_id, n, at, outcome, code, gateway_reference)
-            SELECT a.payment_id,
-                   a.i + coalesce((SELECT max(n) FROM payments.attempts x
-                                   WHERE x.payment_id = a.payment_id), 0),
-                   a.at, a.outcome, a.code, a.reference
-            FROM unnest($2::text[], $3::int[], $4::timestamptz[], $5::text[], $6::text[],
-                        $7::text[]) AS a (payment_id, i, at, outcome, code, reference)
+            SELECT a->>0,
+                   (a->>1)::int + coalesce((SELECT max(n) FROM payments.attempts x
+                                            WHERE x.payment_id = a->>0), 0),
+                   (a->>2)::timestamptz, a->>3, a->>4, a->>5
+            FROM jsonb_array_elements($2::jsonb) AS a
         )
         UPDATE payments.payments p
-        SET status = u.status, failure_code = u.failure_code,
-            gateway_reference = coalesce(u.reference, p.gateway_reference),
-            next_attempt_at = u.next_attempt_at, updated_at = $1
-        FROM unnest($8::text[], $9::text[], $10::text[], $11::text[], $12::timestamptz[])
-            AS u (id, status, failure_code, reference, next_attempt_at)
-        WHERE p.id = u.id AND p.id = ANY($8::text[])
+        SET status = u->>1, failure_code = u->>2,
+            gateway_reference = coalesce(u->>3, p.gateway_reference),
+            next_attempt_at = (u->>4)::timestamptz, updated_at = $1
+        FROM jsonb_array_elements($3::jsonb) AS u
+        WHERE p.id = u->>0 AND p.id = ANY($4::text[])
         """,
         at,
-        [payment_id for payment_id, _, _ in tried],
-        [i for _, i, _ in tried],
-        [a.at for _, _, a in tried],
-        [a.outcome for _, _, a in tried],
-        [a.code for _, _, a in tried],
-        [a.gateway_reference for _, _, a in tried],
+        [  # rows as jsonb (kit.db)
+            (o.payment_id, i, a.at, a.outcome, a.code, a.gateway_reference)
+            for o in outcomes
+            for i, a in enumerate(o.attempts, start=1)
+        ],
+        [
+            (o.payment_id, o.status.value, o.failure_code, o.gateway_reference, o.next_attempt_at)
+            for o in outcomes
+        ],
         [o.payment_id for o in outcomes],
-        [o.status.value for o in outcomes],
-        [o.failure_code for o in outcomes],
-        [o.gateway_reference for o in outcomes],
-        [o.next_attempt_at for o in outcomes],
     )
 
 
