@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 import asyncpg
@@ -130,8 +130,7 @@ async def claim_batch(
         started = [(r, p, 1) for (r, _), p in zip(fresh, opened, strict=True)]
         again = [(r, p, r.collection_attempt + 1) for r, p in retried]
         for record, payment, attempt in started + again:
-            lease_held = replace(
-                record,
+            lease_held = record._replace(
                 collection_payment_id=payment.id,
                 collection_attempt=attempt,
                 collection_due_at=now + lease,
@@ -172,8 +171,7 @@ def _collect(
         return None  # the plan owes less than was charged: the excess goes back
     status = plan_status_for(allocation.installments, record.status)
     saved = planned_collections(
-        replace(  # one copy: the collection is over, and what it paid is applied
-            record,
+        record._replace(  # one copy: the collection is over, and what it paid is applied
             collection_payment_id=None,
             collection_attempt=0,
             principal=plan_principal(allocation.installments),

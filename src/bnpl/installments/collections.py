@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Literal
 
@@ -127,8 +127,8 @@ async def accrue_due_interest_many(
             amount = sum(i.interest for i in record.installments if i.seq in seqs)
             marks += [(record.id, record.consumer_id, seq) for seq in seqs]
             postings.append(posting(record, "plan.interest_due", ledger.interest_accrual(amount)))
-            record = replace(
-                record, accrued=record.accrued | frozenset(seqs), version=record.version + 1
+            record = record._replace(
+                accrued=record.accrued | frozenset(seqs), version=record.version + 1
             )
         updated.append(record)
     if marks:
@@ -156,7 +156,7 @@ async def prepare_claim(
     if current is not None and current.status is payments.PaymentStatus.PROCESSING:
         # An attempt was sent (or was about to be) when its worker stopped: re-send it
         # with the same key. The gateway answers what it did, and charges nothing twice.
-        await _save_collection(conn, replace(record, collection_due_at=now + lease))
+        await _save_collection(conn, record._replace(collection_due_at=now + lease))
         # A consumer's own payment (a payoff, or with a card other than the plan's) keeps its
         # rules when resumed: never retried automatically, autopay left as it is.
         autopay = (
@@ -170,16 +170,15 @@ async def prepare_claim(
         if current is not None:
             await payments.cancel(conn, current.id, at=now)
         await _save_collection(
-            conn, replace(record, collection_payment_id=None, collection_attempt=0)
+            conn, record._replace(collection_payment_id=None, collection_attempt=0)
         )
-        await replan_collections(conn, replace(record, collection_payment_id=None))
+        await replan_collections(conn, record._replace(collection_payment_id=None))
         return None
     token = await identity.payment_method_token(conn, record.consumer_id, record.payment_method_id)
     if token is None:  # the card was removed: autopay waits for a new payment method
         await _save_collection(
             conn,
-            replace(
-                record,
+            record._replace(
                 autopay_blocked=True,
                 collection_due_at=None,
                 collection_payment_id=None,
@@ -208,8 +207,7 @@ async def prepare_claim(
         )
     await _save_collection(
         conn,
-        replace(
-            record,
+        record._replace(
             collection_payment_id=payment.id,
             collection_attempt=attempt,
             collection_due_at=now + lease,
@@ -250,10 +248,10 @@ async def settle_claim(
         # Nothing known yet: re-send the same attempt later (same key, never twice).
         if settlement is not None:
             await _settle(conn, record, payment, settlement, now)
-        await _save_collection(conn, replace(record, collection_due_at=now + TRANSIENT_BACKOFF))
+        await _save_collection(conn, record._replace(collection_due_at=now + TRANSIENT_BACKOFF))
         return payments.PaymentStatus.PROCESSING
 
-    cleared = replace(record, collection_payment_id=None, collection_attempt=0)
+    cleared = record._replace(collection_payment_id=None, collection_attempt=0)
     if settlement.succeeded:
         status = await _settle(conn, record, payment, settlement, now)
         await _save_collection(conn, cleared)
@@ -273,7 +271,7 @@ async def settle_claim(
             and replanned.collection_due_at < resume
         ):
             # A retry was waiting for a later day: it keeps its day.
-            await _save_collection(conn, replace(replanned, collection_due_at=resume))
+            await _save_collection(conn, replanned._replace(collection_due_at=resume))
         return status
 
     retry_at = None
@@ -282,11 +280,11 @@ async def settle_claim(
         retry_at = midnight(day) if day is not None else None
     status = await _settle(conn, record, payment, settlement, now, retry_at)
     if retry_at is not None:
-        await _save_collection(conn, replace(record, collection_due_at=retry_at))
+        await _save_collection(conn, record._replace(collection_due_at=retry_at))
     elif settlement.failure is HARD_DECLINE:
-        await _save_collection(conn, replace(cleared, autopay_blocked=True, collection_due_at=None))
+        await _save_collection(conn, cleared._replace(autopay_blocked=True, collection_due_at=None))
     else:  # soft decline, attempts exhausted: wait for the next installment's due date
-        exhausted = replace(cleared, collection_exhausted_through=claim.due_through)
+        exhausted = cleared._replace(collection_exhausted_through=claim.due_through)
         await _save_collection(conn, exhausted)
         await replan_collections(conn, exhausted)
     return status
@@ -463,8 +461,7 @@ async def begin_consumer_payment(
     # if this process dies the collection run re-sends this very attempt.
     await _save_collection(
         conn,
-        replace(
-            record,
+        record._replace(
             collection_payment_id=payment.id,
             collection_attempt=1,
             collection_due_at=at + LEASE,
@@ -513,8 +510,7 @@ async def change_payment_method(
     in_flight = current is not None and current.status is payments.PaymentStatus.PROCESSING
     if current is not None and not in_flight:
         await payments.cancel(conn, current.id, at=at)
-    updated = replace(
-        record,
+    updated = record._replace(
         payment_method_id=payment_method_id,
         autopay_blocked=False,
         collection_exhausted_through=None,

@@ -137,8 +137,7 @@ async def _save(
     if not changed and status is record.status and refunded == record.refunded_amount:
         return record, to_plan(record)  # e.g. a payment on a settled plan: nothing to write
     await _book_receivable_changes(conn, record, installments, at)
-    saved = replace(
-        record,
+    saved = record._replace(
         principal=principal,
         status=status,
         refunded_amount=refunded,
@@ -163,8 +162,8 @@ async def _cancel_waiting_retry(
     if waiting is None or waiting.status is not payments.PaymentStatus.RETRY_SCHEDULED:
         return record  # one in flight settles by itself (what the plan no longer owes goes back)
     await payments.cancel(conn, waiting.id, at=at)
-    cleared = replace(
-        record, collection_payment_id=None, collection_attempt=0, collection_due_at=None
+    cleared = record._replace(
+        collection_payment_id=None, collection_attempt=0, collection_due_at=None
     )
     await repository.save_collection_state(
         conn,
@@ -269,7 +268,7 @@ def planned_collections(record: PlanRecord) -> PlanRecord:
         due_at = None
     if (due_at, charge_off) == (record.collection_due_at, record.charge_off_at):
         return record
-    return replace(record, collection_due_at=due_at, charge_off_at=charge_off)
+    return record._replace(collection_due_at=due_at, charge_off_at=charge_off)
 
 
 async def replan_collections(conn: asyncpg.Connection, record: PlanRecord) -> PlanRecord:
@@ -637,7 +636,7 @@ async def save_assessment(
     """Persist a late-fee assessment: installments late, fees added (and booked), the plan
     delinquent; emits `installment.late` for each and `plan.delinquent` on the change."""
     if assessment.fees_charged:  # saved with the plan, below
-        record = replace(record, late_fees_total=record.late_fees_total + assessment.fees_charged)
+        record = record._replace(late_fees_total=record.late_fees_total + assessment.fees_charged)
     before = {i.seq: i for i in record.installments}
     _, plan = await _save(conn, record, assessment.installments, status, at)
     by_seq = {i.seq: i for i in plan.installments}
@@ -667,8 +666,7 @@ async def charge_off(conn: asyncpg.Connection, record: PlanRecord, at: datetime)
             at,
         )
     # Nothing is collected any more (saved with the plan's new status).
-    cleared = replace(
-        record,
+    cleared = record._replace(
         collection_payment_id=None,
         collection_attempt=0,
         collection_due_at=None,
