@@ -414,6 +414,18 @@ async def save_collection_state(
     )
 
 
+def _collection_state(r: PlanRecord) -> tuple[object, ...]:
+    """The collection columns of a plan, in the order the batch statements read them."""
+    return (
+        r.collection_due_at,
+        r.collection_payment_id,
+        r.collection_attempt,
+        r.collection_exhausted_through,
+        r.autopay_blocked,
+        r.charge_off_at,
+    )
+
+
 async def save_plans(
     conn: asyncpg.Connection,
     saved: Sequence[tuple[PlanRecord, Sequence[Installment]]],
@@ -471,12 +483,7 @@ async def save_plans(
                 r.status.value,
                 r.refunded_amount,
                 r.late_fees_total,
-                r.collection_due_at,
-                r.collection_payment_id,
-                r.collection_attempt,
-                r.collection_exhausted_through,
-                r.autopay_blocked,
-                r.charge_off_at,
+                *_collection_state(r),
             )
             for r, _ in saved
         ],
@@ -498,17 +505,7 @@ async def save_collection_states(conn: asyncpg.Connection, records: Sequence[Pla
         WHERE p.id = u->>0 AND p.id = ANY($2::text[])
         """,
         [  # rows as jsonb (kit.db)
-            (
-                r.id,
-                r.collection_due_at,
-                r.collection_payment_id,
-                r.collection_attempt,
-                r.collection_exhausted_through,
-                r.autopay_blocked,
-                r.charge_off_at,
-                r.version,
-            )
-            for r in records
+            (r.id, *_collection_state(r), r.version) for r in records
         ],
         [r.id for r in records],
     )
