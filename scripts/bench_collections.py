@@ -21,7 +21,8 @@ What it does, in a database of its own (on `--database-url`, `$BNPL_BENCH_DATABA
    `--batch-size` until nothing is due, exactly what a worker's scheduler does, and times
    every batch;
 4. checks the outcome (every installment paid, one captured charge each, ledger verified)
-   and prints installments settled per second, batch latency p50/p99 and the settings.
+   and prints installments settled per second, batch latency p50/p99, the settings and how
+   fast this machine runs plain Python right now (its speed drifts).
 
 Nothing here asserts a speed: it prints figures (docs/collections.md keeps the results).
 """
@@ -529,6 +530,18 @@ async def _check(settings: Settings, expected: int) -> list[str]:
     return problems
 
 
+def _machine_reference() -> float:
+    """Seconds this machine takes for ten million pure-Python additions (best of three): its
+    speed drifts from run to run and day to day, so figures are read beside this one."""
+    best = float("inf")
+    for _ in range(3):
+        started, total = time.perf_counter(), 0
+        for i in range(10_000_000):
+            total += i
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
 def _percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
@@ -585,6 +598,7 @@ async def main() -> None:
             plans = await _set_up(settings, args, rng)
             due = await _move_clock_to_first_due(dsn)
             print(f"set-up: {plans} plans due {due} in {time.perf_counter() - t:.1f} s")
+            reference = _machine_reference()
             run = await _collect(settings, sim_pid, args.workers)
             problems = await _check(settings, plans)
 
@@ -613,6 +627,7 @@ async def main() -> None:
         f"{total / max(run.settled, 1) * 1000:.2f} ms of CPU per installment "
         f"({os.cpu_count()} cores, {run.seconds:.1f} s wall, load {os.getloadavg()[0]:.1f})"
     )
+    print(f"machine: 10 million pure-Python additions in {reference:.2f} s (best of three)")
     print("checks: " + ("; ".join(problems) if problems else "all paid once, ledger verified"))
     if problems:
         raise SystemExit(1)
