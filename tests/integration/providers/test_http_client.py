@@ -28,9 +28,15 @@ def _http(status: int, body: bytes, content_type: str = "application/json") -> b
 
 @asynccontextmanager
 async def _server(reply: Reply) -> AsyncIterator[tuple[str, list[bytes]]]:
+    """A server on a free port; its URL and the requests it got, each prefixed with the
+    number of the connection it came on (b"1 POST /...")."""
     seen: list[bytes] = []
+    connections = 0
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        number = str(connections).encode()
         try:
             while head := await reader.readuntil(b"\r\n\r\n"):
                 length = 0
@@ -39,7 +45,7 @@ async def _server(reply: Reply) -> AsyncIterator[tuple[str, list[bytes]]]:
                     if name.strip().lower() == b"content-length":
                         length = int(value)
                 request = head + await reader.readexactly(length)
-                seen.append(request)
+                seen.append(number + b" " + request)
                 answer = reply(request)
                 if answer is None:
                     await asyncio.sleep(30)
@@ -70,7 +76,7 @@ async def test_post_sends_json_and_the_idempotency_key() -> None:
     assert (answer.status_code, answer.json()) == (201, {"id": "ch_1", "amount": 1234})
     [request] = seen
     head, _, body = request.partition(b"\r\n\r\n")
-    assert head.startswith(b"POST /gateway/v1/charges HTTP/1.1")
+    assert head.startswith(b"1 POST /gateway/v1/charges HTTP/1.1")
     fields = (line.partition(b":") for line in head.split(b"\r\n")[1:])
     headers = {name.strip().lower(): value.strip() for name, _, value in fields}
     assert headers[b"idempotency-key"] == b"k-1"
@@ -89,7 +95,8 @@ async def test_connections_are_reused_and_errors_are_answers() -> None:
             await client.aclose()
     assert (declined.status_code, declined.body) == (402, {"error": {"code": "card_declined"}})
     assert (failed.status_code, failed.body) == (500, None)  # not JSON: no body
-    assert len(seen) == 2
+    # Both on the first connection: kept alive, even after an error status.
+    assert [request.split(b" ", 2)[:2] for request in seen] == [[b"1", b"POST"], [b"1", b"POST"]]
     with pytest.raises(ValueError):
         failed.json()
 
@@ -102,7 +109,7 @@ async def test_get_with_query_parameters() -> None:
         finally:
             await client.aclose()
     assert answer.json() == {"data": []}
-    assert seen[0].startswith(b"GET /gateway/v1/charges?token=tok+a%26b HTTP/1.1")
+    assert seen[0].startswith(b"1 GET /gateway/v1/charges?token=tok+a%26b HTTP/1.1")
 
 
 async def test_a_slow_provider_is_unavailable_after_the_timeout() -> None:
