@@ -9,7 +9,9 @@ Rows as jsonb: a batch statement takes its rows as one jsonb parameter, a list o
 ``SELECT r->>0, (r->>1)::bigint FROM jsonb_array_elements($1::jsonb) AS r``. Parallel
 arrays cost asyncpg about 0.8 µs of client CPU per element (it checks every element's type
 through `collections.abc`); a jsonb parameter costs a tenth of that, and PostgreSQL about
-as much as arrays. Integers stay exact: jsonb numbers are numerics, cast to bigint.
+as much as arrays. Integers stay exact: jsonb numbers are numerics, cast to bigint. An
+UPDATE also takes its keys as an array (``AND p.id = ANY($2::text[])``), so the planner
+drives it by the primary key rather than by a scan joined to the rows.
 """
 
 from __future__ import annotations
