@@ -114,12 +114,29 @@ def _own_cpu_seconds() -> float:
 # --------------------------------------------------------------------------- set-up
 
 
+async def _exists(admin_dsn: str, name: str) -> bool:
+    admin = await asyncpg.connect(admin_dsn)
+    try:
+        return bool(await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name))
+    finally:
+        await admin.close()
+
+
 @asynccontextmanager
-async def _database(admin_dsn: str, keep: bool) -> AsyncIterator[str]:
+async def _database(admin_dsn: str, keep: bool, template: str | None = None) -> AsyncIterator[str]:
+    """A database of its own for this run (a copy of `template`, if given)."""
     name = f"bnpl_bench_{os.getpid()}_{secrets.token_hex(3)}"
     admin = await asyncpg.connect(admin_dsn)
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
+        copy = f' TEMPLATE "{template}"' if template else ""
+        for retry in range(50):  # the template's last sessions may still be closing
+            try:
+                await admin.execute(f'CREATE DATABASE "{name}"{copy}')
+                break
+            except asyncpg.ObjectInUseError:
+                if retry == 49:
+                    raise
+                await asyncio.sleep(0.2)
     finally:
         await admin.close()
     dsn = _with_database(admin_dsn, name)
@@ -356,6 +373,58 @@ async def _move_clock_to_first_due(dsn: str) -> date:
     return due
 
 
+async def _settings(dsn: str, args: argparse.Namespace) -> Settings:
+    """The run's settings, over a migrated database `dsn`."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+    base = Settings(
+        database_url=dsn,
+        admin_token=ADMIN,
+        log_json=False,
+        log_level="WARNING",
+        velocity_max_approvals_24h=1_000_000,
+        scheduler_batch_size=args.batch_size,
+        db_pool_max=20,
+    )
+    if args.concurrency is not None:
+        base = base.model_copy(update={"collection_concurrency": args.concurrency})
+    return base
+
+
+async def _make_template(
+    admin_dsn: str, name: str, args: argparse.Namespace, rng: random.Random
+) -> None:
+    """`--template`: set up a database called `name` once; later runs copy it (in a second
+    instead of a minute), so that runs compared with each other start from the same rows."""
+    admin = await asyncpg.connect(admin_dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    dsn = _with_database(admin_dsn, name)
+    base = await _settings(dsn, args)
+    async with _simulator(args.simulator, dsn, args.latency_ms, base) as (url, _):
+        t = time.perf_counter()
+        plans = await _set_up(base.model_copy(update={"providers_url": url}), args, rng)
+        due = await _move_clock_to_first_due(dsn)
+    print(f"set-up: {plans} plans due {due} in {time.perf_counter() - t:.1f} s, kept as {name}")
+
+
+async def _due_plans(dsn: str) -> int:
+    conn = await asyncpg.connect(dsn)
+    try:
+        due: int = await conn.fetchval(
+            "SELECT count(*) FROM installments.plans WHERE collection_due_at <= "
+            "now() + make_interval(secs => (SELECT offset_us FROM platform.clock) / 1e6)"
+        )
+    finally:
+        await conn.close()
+    return due
+
+
 # --------------------------------------------------------------------------- the run
 
 
@@ -558,6 +627,11 @@ async def main() -> None:
     parser.add_argument("--cards-per-consumer", type=int, default=10)
     parser.add_argument("--database-url", default=None, help="an admin DSN of the server")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    parser.add_argument(
+        "--template",
+        default=None,
+        help="copy this database instead of setting one up (made by the first run that names it)",
+    )
     parser.add_argument("--seed", type=int, default=20250611)
     parser.add_argument(
         "--apr-bps", type=int, default=1999, help="the plans' APR (0: no interest to book)"
@@ -575,29 +649,23 @@ async def main() -> None:
 
     logging.basicConfig(level=logging.WARNING)
     rng = random.Random(args.seed)
-    async with _database(_admin_dsn(args.database_url), args.keep) as dsn:
-        conn = await asyncpg.connect(dsn)
-        try:
-            await migrate(conn)
-        finally:
-            await conn.close()
-        base = Settings(
-            database_url=dsn,
-            admin_token=ADMIN,
-            log_json=False,
-            log_level="WARNING",
-            velocity_max_approvals_24h=1_000_000,
-            scheduler_batch_size=args.batch_size,
-            db_pool_max=20,
-        )
-        if args.concurrency is not None:
-            base = base.model_copy(update={"collection_concurrency": args.concurrency})
+    admin_dsn = _admin_dsn(args.database_url)
+    template = args.template
+    if template is not None and not await _exists(admin_dsn, template):
+        await _make_template(admin_dsn, template, args, rng)
+    plans = args.installments
+    async with _database(admin_dsn, args.keep, template) as dsn:
+        base = await _settings(dsn, args)
         async with _simulator(args.simulator, dsn, args.latency_ms, base) as (url, sim_pid):
             settings = base.model_copy(update={"providers_url": url})
-            t = time.perf_counter()
-            plans = await _set_up(settings, args, rng)
-            due = await _move_clock_to_first_due(dsn)
-            print(f"set-up: {plans} plans due {due} in {time.perf_counter() - t:.1f} s")
+            if template is None:
+                t = time.perf_counter()
+                plans = await _set_up(settings, args, rng)
+                due = await _move_clock_to_first_due(dsn)
+                print(f"set-up: {plans} plans due {due} in {time.perf_counter() - t:.1f} s")
+            else:
+                plans = await _due_plans(dsn)
+                print(f"set-up: {plans} due plans, copied from database {template}")
             reference = _machine_reference()
             run = await _collect(settings, sim_pid, args.workers)
             problems = await _check(settings, plans)

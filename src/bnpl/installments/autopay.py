@@ -25,9 +25,9 @@ from bnpl import audit, identity, ledger, payments
 from bnpl.installments import events, repository
 from bnpl.installments.collections import (
     Claim,
-    accrue_due_interest_many,
     charge,
     due_through,
+    interest_falling_due,
     payment_audit,
     prepare_claim,
     settle_claim,
@@ -76,8 +76,8 @@ async def claim_batch(
         records = await repository.claim_due_plans(conn, "collection_due_at", now, limit, _OPEN)
         if not records:
             return 0, []
-        # The versions that booking bumps are written with the collection states, below.
-        records = await accrue_due_interest_many(conn, [(r, ()) for r in records], now, bump=False)
+        # The interest falling due is booked when the charge is settled, whatever its answer
+        # (`_collect`, `settle_claim`): the claim writes only payments and collection states.
         waiting = {
             p.id: p
             for p in await payments.get_payments(
@@ -165,7 +165,9 @@ def _collect(
     record: PlanRecord, payment: payments.Payment, item: payments.Settle, now: datetime
 ) -> _Collected | None:
     """What `settle_claim` does with a succeeded autopay charge that the open plan owes in
-    full, as data (None: another case, for `settle_claim`)."""
+    full, as data (None: another case, for `settle_claim`): the interest falling due booked,
+    then the payment applied."""
+    record, accrued, accrual = interest_falling_due(record, now.date())
     allocation = allocate_payment(record.installments, payment.amount)
     if allocation.unapplied:
         return None  # the plan owes less than was charged: the excess goes back
@@ -183,14 +185,15 @@ def _collect(
     changed: list[Installment] = []
     news: list[NewEvent] = []
     for old, new in zip(record.installments, allocation.installments, strict=True):
-        if old != new:
+        if old != new or old.seq in accrued:
             changed.append(new)
             if old.is_open and new.status is InstallmentStatus.PAID:
                 news.append(events.installment_paid_event(saved, new, now))
     if status is not record.status and status in events.STATUS_EVENTS:
         news.append(events.plan_status_event(events.STATUS_EVENTS[status], to_plan(saved), now))
     principal = sum(p.principal for p in allocation.parts)
-    books = [
+    books = [] if accrual is None else [accrual]
+    books += [
         posting(record, kind, lines)
         for kind, lines in receivable_changes(record, allocation.installments)
     ]

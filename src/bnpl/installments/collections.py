@@ -102,39 +102,31 @@ def _falling_due(record: PlanRecord, today: date, also: Sequence[int] = ()) -> l
     ]
 
 
+def interest_falling_due(
+    record: PlanRecord, today: date, also: Sequence[int] = ()
+) -> tuple[PlanRecord, list[int], ledger.Posting | None]:
+    """`accrue_due_interest` as data: the record with the interest of the installments
+    falling due marked booked (its version as it was), their seqs, and the entry booking it
+    (None: nothing falls due). The caller writes both, in one transaction."""
+    seqs = _falling_due(record, today, also)
+    if not seqs:
+        return record, seqs, None
+    amount = sum(i.interest for i in record.installments if i.seq in seqs)
+    booked = record._replace(accrued=record.accrued | frozenset(seqs))
+    return booked, seqs, posting(record, "plan.interest_due", ledger.interest_accrual(amount))
+
+
 async def accrue_due_interest(
     conn: asyncpg.Connection, record: PlanRecord, at: datetime, also: Sequence[int] = ()
 ) -> PlanRecord:
-    """Book the interest of installments that fell due (or are being paid early) once."""
-    [accrued] = await accrue_due_interest_many(conn, [(record, also)], at)
-    return accrued
-
-
-async def accrue_due_interest_many(
-    conn: asyncpg.Connection,
-    plans: Sequence[tuple[PlanRecord, Sequence[int]]],
-    at: datetime,
-    *,
-    bump: bool = True,
-) -> list[PlanRecord]:
-    """`accrue_due_interest` for many plans in two statements; the updated records (whose
-    versions went up: `bump=False` leaves writing them to the caller)."""
-    today = at.date()
-    updated, marks, postings = [], [], []
-    for record, also in plans:
-        seqs = _falling_due(record, today, also)
-        if seqs:
-            amount = sum(i.interest for i in record.installments if i.seq in seqs)
-            marks += [(record.id, record.consumer_id, seq) for seq in seqs]
-            postings.append(posting(record, "plan.interest_due", ledger.interest_accrual(amount)))
-            record = record._replace(
-                accrued=record.accrued | frozenset(seqs), version=record.version + 1
-            )
-        updated.append(record)
-    if marks:
-        await repository.mark_accrued_many(conn, marks, bump=bump)
-        await ledger.post_many(conn, postings, at=at)
-    return updated
+    """Book the interest of installments that fell due (or are being paid early) once; the
+    updated record (its version went up)."""
+    booked, seqs, entry = interest_falling_due(record, at.date(), also)
+    if entry is None:
+        return record
+    await repository.mark_accrued_many(conn, [(record.id, record.consumer_id, s) for s in seqs])
+    await ledger.post_many(conn, [entry], at=at)
+    return booked._replace(version=record.version + 1)
 
 
 # --------------------------------------------------------------------------- claiming
@@ -234,6 +226,9 @@ async def settle_claim(
     """Record one charge's outcome on the payment and the plan (None: the breaker was open)."""
     record = await repository.lock_plan(conn, claim.plan_id)
     assert record is not None
+    # Interest that fell due is booked now if the claim did not (a batch claim leaves it to
+    # the settling, which books it with the payment); whatever the gateway answered.
+    record = await accrue_due_interest(conn, record, now)
     payment = await payments.get_payment(conn, claim.payment.id, with_attempts=False)
     assert payment is not None
     # From the payment itself, so a payoff resumed after a crash is still applied as one.

@@ -433,16 +433,17 @@ async def save_plans(
     at: datetime,
 ) -> None:
     """Plans' new state in one statement: each `(record, changed installments)` writes the
-    changed installments and the record's totals, status and collection state (its version
-    goes up by one). ``at`` becomes ``paid_at`` of the changed installments that are now
-    ``paid`` (an installment keeps the first time it was settled)."""
+    changed installments (whether their interest is booked: `record.accrued`) and the
+    record's totals, status and collection state (its version goes up by one). ``at``
+    becomes ``paid_at`` of the changed installments that are now ``paid`` (an installment
+    keeps the first time it was settled)."""
     await conn.execute(
         """
         WITH changed AS (
             UPDATE installments.installments i
             SET principal = (c->>3)::bigint, interest = (c->>4)::bigint, fees = (c->>5)::bigint,
                 principal_paid = (c->>6)::bigint, interest_paid = (c->>7)::bigint,
-                fees_paid = (c->>8)::bigint, status = c->>9,
+                fees_paid = (c->>8)::bigint, status = c->>9, interest_accrued = (c->>10)::bool,
                 paid_at = CASE WHEN c->>9 = 'paid' THEN coalesce(i.paid_at, $1) END
             FROM jsonb_array_elements($2::jsonb) AS c
             WHERE i.plan_id = c->>0 AND i.consumer_id = c->>1 AND i.seq = (c->>2)::smallint
@@ -471,6 +472,7 @@ async def save_plans(
                 i.interest_paid,
                 i.fees_paid,
                 i.status.value,
+                i.seq in r.accrued,
             )
             for r, installments in saved
             for i in installments
@@ -492,31 +494,28 @@ async def save_plans(
 
 
 async def save_collection_states(conn: asyncpg.Connection, records: Sequence[PlanRecord]) -> None:
-    """`save_collection_state` of many locked plans, from their records, in one statement;
-    the records' versions are written too (a claim's interest booking bumps them here)."""
+    """`save_collection_state` of many locked plans, from their records, in one statement."""
     await conn.execute(
         """
         UPDATE installments.plans p
         SET collection_due_at = (u->>1)::timestamptz, collection_payment_id = u->>2,
             collection_attempt = (u->>3)::int, collection_exhausted_through = (u->>4)::date,
-            autopay_blocked = (u->>5)::bool, charge_off_at = (u->>6)::timestamptz,
-            version = (u->>7)::int
+            autopay_blocked = (u->>5)::bool, charge_off_at = (u->>6)::timestamptz
         FROM jsonb_array_elements($1::jsonb) AS u
         WHERE p.id = u->>0 AND p.id = ANY($2::text[])
         """,
         [  # rows as jsonb (kit.db)
-            (r.id, *_collection_state(r), r.version) for r in records
+            (r.id, *_collection_state(r)) for r in records
         ],
         [r.id for r in records],
     )
 
 
 async def mark_accrued_many(
-    conn: asyncpg.Connection, accrued: Sequence[tuple[str, str, int]], *, bump: bool = True
+    conn: asyncpg.Connection, accrued: Sequence[tuple[str, str, int]]
 ) -> None:
     """Mark the interest of `(plan_id, consumer_id, seq)` installments booked, in one
-    statement; their plans' versions go up (installments never change without it), unless
-    the caller writes the bumped versions itself (`bump=False`)."""
+    statement; their plans' versions go up (installments never change without it)."""
     await conn.execute(
         """
         WITH marked AS (
@@ -525,13 +524,11 @@ async def mark_accrued_many(
             WHERE i.plan_id = a.plan_id AND i.consumer_id = a.consumer_id AND i.seq = a.seq
               AND i.plan_id = ANY($1::text[])
         )
-        UPDATE installments.plans SET version = version + 1
-        WHERE $4 AND id = ANY($1::text[])
+        UPDATE installments.plans SET version = version + 1 WHERE id = ANY($1::text[])
         """,
         [plan_id for plan_id, _, _ in accrued],
         [consumer_id for _, consumer_id, _ in accrued],
         [seq for _, _, seq in accrued],
-        bump,
     )
 
 
