@@ -11,6 +11,7 @@ from tests.e2e.collections.helpers import (
     APR_BPS,
     FLAKY_CARD,
     GOOD_CARD,
+    NO_FUNDS_CARD,
     TIMEOUT_CARD,
     advance_to,
     attempt_dates,
@@ -117,6 +118,46 @@ async def test_monthly_6_with_interest_is_collected_to_paid_off(iso_api: Api) ->
         ]
         assert credited(entry, "interest_receivable") == interest
         assert credited(entry, "consumer_receivable") == principal
+
+
+async def test_interest_is_booked_once_when_it_falls_due_whatever_the_card_answers(
+    iso_api: Api,
+) -> None:
+    api = iso_api
+    d = await start_day(api)
+    merchant = await api.active_merchant(config={"monthly_apr_bps": APR_BPS})
+    paid = await purchase(api, amount=60_000, plan="monthly_6", merchant=merchant)
+    declined = await purchase(
+        api, card=NO_FUNDS_CARD, amount=60_000, plan="monthly_6", merchant=merchant
+    )
+    [(due, _, interest), *_] = monthly_schedule(60_000, APR_BPS, 6, d)
+
+    async def interest_booked(plan_id: str) -> list[int]:
+        return [
+            credited(e, "interest_revenue")
+            for e in await entries_for(api, plan_id)
+            if e["kind"] == "plan.interest_due"
+        ]
+
+    await advance_to(api, due - timedelta(days=1), hour=23)
+    assert await interest_booked(paid["plan_id"]) == []
+    assert await interest_booked(declined["plan_id"]) == []
+
+    # On the due date: one collection succeeds, the other is soft-declined; both book the
+    # installment's interest, once.
+    await advance_to(api, due)
+    assert (await payments_of(api, paid["plan_id"]))[0]["status"] == "succeeded"
+    assert (await payments_of(api, declined["plan_id"]))[0]["status"] == "retry_scheduled"
+    assert await interest_booked(paid["plan_id"]) == [interest]
+    assert await interest_booked(declined["plan_id"]) == [interest]
+    await ledger_ok(api)
+
+    # Three more declined attempts book nothing more.
+    await advance_to(api, due + timedelta(days=8))
+    [payment] = await payments_of(api, declined["plan_id"])
+    assert len(payment["attempts"]) == 4
+    assert await interest_booked(declined["plan_id"]) == [interest]
+    await ledger_ok(api)
 
 
 async def test_transient_failures_and_timeouts_never_charge_twice(iso_api: Api) -> None:
