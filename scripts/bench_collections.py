@@ -5,6 +5,7 @@ Usage::
     uv run python scripts/bench_collections.py                      # 10,000 installments
     uv run python scripts/bench_collections.py --installments 20000 --concurrency 128
     uv run python scripts/bench_collections.py --simulator in-process
+    uv run python scripts/bench_collections.py --installments 20000 --workers 2 --template t20k
 
 What it does, in a database of its own (on `--database-url`, `$BNPL_BENCH_DATABASE_URL`,
 `$BNPL_DATABASE_URL`, `$BNPL_TEST_DATABASE_URL`, else an embedded PostgreSQL):
@@ -23,6 +24,11 @@ What it does, in a database of its own (on `--database-url`, `$BNPL_BENCH_DATABA
 4. checks the outcome (every installment paid, one captured charge each, ledger verified)
    and prints installments settled per second, batch latency p50/p99, the settings and how
    fast this machine runs plain Python right now (its speed drifts).
+
+`--template NAME` sets the database up once, as database NAME, and later runs that name it
+copy it instead (seconds instead of a minute or more), so runs compared with each other start
+from the same rows. The copy is migrated before the run; its rows are what the code that
+made the template wrote.
 
 Nothing here asserts a speed: it prints figures (docs/collections.md keeps the results).
 """
