@@ -120,31 +120,32 @@ def _own_cpu_seconds() -> float:
 # --------------------------------------------------------------------------- set-up
 
 
-async def _exists(admin_dsn: str, name: str) -> bool:
+async def _on_server(admin_dsn: str, sql: str, *args: object) -> object:
+    """One statement on the server's admin database; its first value."""
     admin = await asyncpg.connect(admin_dsn)
     try:
-        return bool(await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name))
+        return await admin.fetchval(sql, *args)
     finally:
         await admin.close()
+
+
+async def _exists(admin_dsn: str, name: str) -> bool:
+    return bool(await _on_server(admin_dsn, "SELECT 1 FROM pg_database WHERE datname = $1", name))
 
 
 @asynccontextmanager
 async def _database(admin_dsn: str, keep: bool, template: str | None = None) -> AsyncIterator[str]:
     """A database of its own for this run (a copy of `template`, if given)."""
     name = f"bnpl_bench_{os.getpid()}_{secrets.token_hex(3)}"
-    admin = await asyncpg.connect(admin_dsn)
-    try:
-        copy = f' TEMPLATE "{template}"' if template else ""
-        for retry in range(50):  # the template's last sessions may still be closing
-            try:
-                await admin.execute(f'CREATE DATABASE "{name}"{copy}')
-                break
-            except asyncpg.ObjectInUseError:
-                if retry == 49:
-                    raise
-                await asyncio.sleep(0.2)
-    finally:
-        await admin.close()
+    copy = f' TEMPLATE "{template}"' if template else ""
+    for retry in range(50):  # the template's last sessions may still be closing
+        try:
+            await _on_server(admin_dsn, f'CREATE DATABASE "{name}"{copy}')
+            break
+        except asyncpg.ObjectInUseError:
+            if retry == 49:
+                raise
+            await asyncio.sleep(0.2)
     dsn = _with_database(admin_dsn, name)
     try:
         yield dsn
@@ -152,11 +153,7 @@ async def _database(admin_dsn: str, keep: bool, template: str | None = None) -> 
         if keep:
             print(f"kept database {dsn}")
         else:
-            admin = await asyncpg.connect(admin_dsn)
-            try:
-                await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            finally:
-                await admin.close()
+            await _on_server(admin_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @asynccontextmanager
@@ -405,11 +402,7 @@ async def _make_template(
 ) -> None:
     """`--template`: set up a database called `name` once; later runs copy it (in a second
     instead of a minute), so that runs compared with each other start from the same rows."""
-    admin = await asyncpg.connect(admin_dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
+    await _on_server(admin_dsn, f'CREATE DATABASE "{name}"')
     dsn = _with_database(admin_dsn, name)
     base = await _settings(dsn, args)
     async with _simulator(args.simulator, dsn, args.latency_ms, base) as (url, _):
