@@ -227,8 +227,10 @@ async def settle_claim(
     record = await repository.lock_plan(conn, claim.plan_id)
     assert record is not None
     # Interest that fell due is booked now if the claim did not (a batch claim leaves it to
-    # the settling, which books it with the payment); whatever the gateway answered.
-    record = await accrue_due_interest(conn, record, now)
+    # the settling, which books it with the payment), whatever the gateway answered; not on
+    # a plan closed meanwhile (a charged-off plan's receivables are written off).
+    if record.status in OPEN_STATUSES:
+        record = await accrue_due_interest(conn, record, now)
     payment = await payments.get_payment(conn, claim.payment.id, with_attempts=False)
     assert payment is not None
     # From the payment itself, so a payoff resumed after a crash is still applied as one.
