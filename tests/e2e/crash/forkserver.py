@@ -1,6 +1,6 @@
 """A fork server for the crash tests: `bnpl worker` processes in milliseconds.
 
-Importing the platform takes seconds (lightgbm, and scikit-learn when it is installed), far
+Importing the platform takes seconds (lightgbm and its numpy and scipy), far
 too long to start a worker fifty times in one test. This process imports `bnpl.cli` once and
 then forks, on request, a child that runs exactly what `bnpl worker` runs (`bnpl.cli.main`
 with the given arguments), in a fresh event loop with its own pools and connections: a
