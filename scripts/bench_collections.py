@@ -406,22 +406,29 @@ async def _make_template(
     dsn = _with_database(admin_dsn, name)
     base = await _settings(dsn, args)
     async with _simulator(args.simulator, dsn, args.latency_ms, base) as (url, _):
-        t = time.perf_counter()
-        plans = await _set_up(base.model_copy(update={"providers_url": url}), args, rng)
-        due = await _move_clock_to_first_due(dsn)
-    print(f"set-up: {plans} plans due {due} in {time.perf_counter() - t:.1f} s, kept as {name}")
+        settings = base.model_copy(update={"providers_url": url})
+        await _prepare(settings, args, rng, f", kept as {name}")
 
 
-async def _due_plans(dsn: str) -> int:
+async def _prepare(
+    settings: Settings, args: argparse.Namespace, rng: random.Random, note: str = ""
+) -> int:
+    """The set-up, then business time moved to the first due date; how many plans are due."""
+    t = time.perf_counter()
+    plans = await _set_up(settings, args, rng)
+    due = await _move_clock_to_first_due(settings.database_url or "")
+    print(f"set-up: {plans} plans due {due} in {time.perf_counter() - t:.1f} s{note}")
+    return plans
+
+
+async def _plan_count(dsn: str) -> int:
+    """Plans in a copied template: one installment of each is due, as `_prepare` left it."""
     conn = await asyncpg.connect(dsn)
     try:
-        due: int = await conn.fetchval(
-            "SELECT count(*) FROM installments.plans WHERE collection_due_at <= "
-            "now() + make_interval(secs => (SELECT offset_us FROM platform.clock) / 1e6)"
-        )
+        plans: int = await conn.fetchval("SELECT count(*) FROM installments.plans")
     finally:
         await conn.close()
-    return due
+    return plans
 
 
 # --------------------------------------------------------------------------- the run
@@ -652,18 +659,14 @@ async def main() -> None:
     template = args.template
     if template is not None and not await _exists(admin_dsn, template):
         await _make_template(admin_dsn, template, args, rng)
-    plans = args.installments
     async with _database(admin_dsn, args.keep, template) as dsn:
         base = await _settings(dsn, args)
         async with _simulator(args.simulator, dsn, args.latency_ms, base) as (url, sim_pid):
             settings = base.model_copy(update={"providers_url": url})
             if template is None:
-                t = time.perf_counter()
-                plans = await _set_up(settings, args, rng)
-                due = await _move_clock_to_first_due(dsn)
-                print(f"set-up: {plans} plans due {due} in {time.perf_counter() - t:.1f} s")
+                plans = await _prepare(settings, args, rng)
             else:
-                plans = await _due_plans(dsn)
+                plans = await _plan_count(dsn)
                 print(f"set-up: {plans} due plans, copied from database {template}")
             reference = _machine_reference()
             run = await _collect(settings, sim_pid, args.workers)
