@@ -16,6 +16,7 @@ from bnpl.providers.gateway.base import (
 )
 from bnpl.providers.kyb.base import BusinessCheck, BusinessVerifier
 from bnpl.providers.kyc.base import IdentityCheck, IdentityVerifier
+from bnpl.providers.payouts.base import PayoutProvider, PayoutResult
 
 
 @dataclass
@@ -24,6 +25,7 @@ class Providers:
     kyc: IdentityVerifier
     kyb: BusinessVerifier
     bureau: CreditBureau
+    payouts: PayoutProvider
 
 
 __all__ = [
@@ -41,6 +43,8 @@ __all__ = [
     "CreditBureau",
     "IdentityCheck",
     "IdentityVerifier",
+    "PayoutProvider",
+    "PayoutResult",
     "ProviderUnavailable",
     "Providers",
 ]

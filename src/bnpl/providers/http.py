@@ -27,6 +27,7 @@ from bnpl.providers.gateway.base import (
 )
 from bnpl.providers.kyb.base import BusinessCheck
 from bnpl.providers.kyc.base import IdentityCheck
+from bnpl.providers.payouts.base import PayoutResult
 
 _JSON = "application/json"
 
@@ -284,6 +285,44 @@ class HttpCreditBureau:
         return calls
 
 
+class HttpPayoutProvider:
+    def __init__(self, client: ProviderClient) -> None:
+        self.client = client
+
+    async def pay_out(
+        self,
+        *,
+        amount: int,
+        currency: str,
+        account_number: str,
+        routing_number: str | None,
+        reference: str,
+        idempotency_key: str,
+    ) -> PayoutResult:
+        body = {
+            "amount": amount,
+            "currency": currency,
+            "account_number": account_number,
+            "routing_number": routing_number,
+            "reference": reference,
+        }
+        r = await self.client.post("/payouts/v1/payouts", body, key=idempotency_key)
+        if r.status_code == 200:
+            try:
+                return PayoutResult(str(r.json()["id"]))
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ProviderUnavailable("malformed payout answer") from exc
+        if r.status_code in (400, 402, 422):
+            return PayoutResult(None, _error_code(r))
+        raise ProviderUnavailable(f"payout provider answered {r.status_code}")
+
+    async def sandbox_payouts(self, reference: str) -> list[dict[str, Any]]:
+        """The sandbox provider's own record of the payouts it made for `reference`."""
+        r = await self.client.get("/payouts/v1/payouts", params={"reference": reference})
+        payouts: list[dict[str, Any]] = r.json()["data"]
+        return payouts
+
+
 @dataclass
 class ProviderClients:
     providers: Providers
@@ -302,6 +341,7 @@ def build_providers(base_url: str, timeout_s: float) -> ProviderClients:
             kyc=HttpIdentityVerifier(client),
             kyb=HttpBusinessVerifier(client),
             bureau=HttpCreditBureau(client),
+            payouts=HttpPayoutProvider(client),
         ),
         client,
     )

@@ -1,4 +1,5 @@
-"""`POST /v1/sandbox/clock` and `GET /v1/sandbox/gateway/charges` (not in production)."""
+"""`POST /v1/sandbox/clock`, `GET /v1/sandbox/gateway/charges` and `GET /v1/sandbox/payouts`
+(not in production)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,13 @@ class SandboxRecords(Protocol):
     """A gateway adapter that can list what the sandbox simulator charged a card."""
 
     async def list_charges(self, token: str) -> list[dict[str, Any]]: ...
+
+
+@runtime_checkable
+class SandboxPayouts(Protocol):
+    """A payout adapter that can list what the sandbox simulator paid for a reference."""
+
+    async def sandbox_payouts(self, reference: str) -> list[dict[str, Any]]: ...
 
 
 def sandbox_only(request: Request) -> None:
@@ -138,3 +146,36 @@ async def gateway_charges(
             for c in charges
         ]
     )
+
+
+class SandboxPayout(BaseModel):
+    id: str
+    reference: str
+    amount: int
+    currency: str
+    account_last4: str
+    status: str
+    created_at: datetime
+
+
+class SandboxPayoutList(BaseModel):
+    data: list[SandboxPayout]
+
+
+@router.get("/v1/sandbox/payouts", response_model=SandboxPayoutList)
+async def sandbox_payouts(
+    request: Request,
+    _: OperatorP,
+    settlement_id: Annotated[str, Query(min_length=1, max_length=64)],
+) -> SandboxPayoutList:
+    """The payout simulator's own record of what it paid out for a settlement."""
+    payouts = runtime(request).providers.payouts
+    if not isinstance(payouts, SandboxPayouts):
+        raise not_found("endpoint")
+    try:
+        found = await payouts.sandbox_payouts(settlement_id)
+    except ProviderUnavailable as exc:
+        raise ProblemError(
+            503, "provider_unavailable", "The payout provider did not answer."
+        ) from exc
+    return SandboxPayoutList(data=[SandboxPayout.model_validate(p) for p in found])

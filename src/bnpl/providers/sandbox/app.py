@@ -1,6 +1,6 @@
 """The sandbox simulators: a card gateway, an ID-verification (KYC), a business-verification
-(KYB) and a credit-bureau provider, speaking HTTP like the real ones, with realistic latency
-and failures.
+(KYB), a credit-bureau and a payout provider, speaking HTTP like the real ones, with realistic
+latency and failures.
 
 Their state lives in PostgreSQL (schema `sandbox`), as a real provider's would live on its
 side, so it survives a restart of the platform's processes (the crash tests rely on that).
@@ -30,7 +30,14 @@ from bnpl.config import Settings
 from bnpl.kit.db import Database
 from bnpl.kit.embedded import start_embedded_postgres
 from bnpl.kit.migrate import migrate
-from bnpl.providers.sandbox.cards import TEST_CARDS, Behaviour, brand_of, luhn_ok
+from bnpl.providers.sandbox.cards import (
+    CLOSED_ACCOUNT,
+    FLAKY_ACCOUNT,
+    TEST_CARDS,
+    Behaviour,
+    brand_of,
+    luhn_ok,
+)
 
 TIMEOUT_HOLD_S = 30.0
 CHARGES_PATH = "/gateway/v1/charges"
@@ -53,6 +60,14 @@ class RefundRequest(BaseModel):
     charge: str = Field(max_length=80)
     amount: int = Field(gt=0)
     currency: str = Field(min_length=3, max_length=3)
+
+
+class PayoutRequest(BaseModel):
+    amount: int = Field(gt=0)
+    currency: str = Field(min_length=3, max_length=3)
+    account_number: str = Field(min_length=4, max_length=34)
+    routing_number: str | None = Field(default=None, max_length=34)
+    reference: str = Field(min_length=1, max_length=80)
 
 
 class IdentityRequest(BaseModel):
@@ -343,6 +358,60 @@ def create_sandbox_app(db: Database, latency_ms: int = 20) -> SandboxApp:
         )
         return JSONResponse({"data": [_charge_body(r) for r in rows]})
 
+    # -- payouts ---------------------------------------------------------------------------
+
+    @app.post("/payouts/v1/payouts")
+    async def pay_out(
+        body: PayoutRequest, idempotency_key: Annotated[str, Header(min_length=1, max_length=255)]
+    ) -> JSONResponse:
+        await latency()
+        async with db.transaction() as conn:
+            # Serialize the calls of one key; a known key answers as it did before.
+            existing = await conn.fetchrow(
+                "SELECT * FROM sandbox.payouts WHERE idempotency_key = $1 FOR UPDATE",
+                idempotency_key,
+            )
+            if existing is None:
+                last4 = body.account_number[-4:]
+                status = {CLOSED_ACCOUNT: "rejected", FLAKY_ACCOUNT: "failing"}.get(last4, "paid")
+                row = await conn.fetchrow(
+                    "INSERT INTO sandbox.payouts (id, idempotency_key, reference, amount, "
+                    "currency, account_last4, routing_number, status, failure_code) "
+                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING *",
+                    "po_" + secrets.token_hex(12),
+                    idempotency_key,
+                    body.reference,
+                    body.amount,
+                    body.currency,
+                    last4,
+                    body.routing_number,
+                    status,
+                    "account_closed" if status == "rejected" else None,
+                )
+            elif existing["amount"] != body.amount or existing["reference"] != body.reference:
+                return _error(409, "idempotency_mismatch", "Key reused with other values.")
+            else:
+                row = await conn.fetchrow(
+                    "UPDATE sandbox.payouts SET attempts = attempts + 1, status = CASE "
+                    "WHEN status = 'failing' AND attempts + 1 >= 3 THEN 'paid' ELSE status END "
+                    "WHERE id = $1 RETURNING *",
+                    existing["id"],
+                )
+        if row["status"] == "failing":
+            return _error(500, "processing_error", "Try again.")
+        if row["status"] == "rejected":
+            return _error(402, row["failure_code"], "The account cannot receive payouts.")
+        return JSONResponse(_payout_body(row))
+
+    @app.get("/payouts/v1/payouts")
+    async def list_payouts(reference: Annotated[str, Query(max_length=80)]) -> JSONResponse:
+        rows = await db.fetch(
+            "SELECT * FROM sandbox.payouts WHERE reference = $1 AND status = 'paid' "
+            "ORDER BY created_at, id",
+            reference,
+        )
+        return JSONResponse({"data": [_payout_body(r) for r in rows]})
+
     # -- identity and business verification -----------------------------------------------
 
     async def verification(kind: str, subject_id: str, rejected_reason: str | None) -> JSONResponse:
@@ -408,6 +477,18 @@ def create_sandbox_app(db: Database, latency_ms: int = 20) -> SandboxApp:
         return {"status": "ok"}
 
     return SandboxApp(app, charge_endpoint)
+
+
+def _payout_body(row: Any) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "reference": row["reference"],
+        "amount": row["amount"],
+        "currency": row["currency"],
+        "account_last4": row["account_last4"],
+        "status": row["status"],
+        "created_at": row["created_at"].isoformat(),
+    }
 
 
 def _decline_code(behaviour: Behaviour, succeeded_before: int) -> str | None:

@@ -48,3 +48,9 @@ def brand_of(number: str) -> str:
     if number.startswith(("6011", "65")):
         return "discover"
     return "unknown"
+
+
+# Test bank accounts of the payout simulator, by their last four digits; any other account
+# is paid.
+CLOSED_ACCOUNT = "0002"  # every payout refused: account_closed
+FLAKY_ACCOUNT = "0119"  # processing_error (HTTP 500) twice per payout, then paid
