@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from bnpl import ledger
+from bnpl import ledger, merchants
 from bnpl.checkout import repository
 from bnpl.checkout.jobs import ExpireAuthorizations, ExpireOpenCheckouts, ResumeConfirmations
 from bnpl.runtime import Runtime
@@ -18,8 +18,10 @@ __all__ = ["register"]
 
 
 async def _merchant_payable_matches(conn: asyncpg.Connection) -> ledger.CheckResult:
-    """merchant_payable = captured - refunded - fees (nothing is settled yet)."""
+    """merchant_payable = captured - refunded - fees, less what settlements moved out."""
     expected = await repository.merchant_payable_expected(conn)
+    for currency, moved in (await merchants.settled_out(conn)).items():
+        expected[currency] = expected.get(currency, 0) - moved
     currencies = set(expected) | {
         b.currency
         for b in await ledger.balances(conn)
@@ -29,7 +31,10 @@ async def _merchant_payable_matches(conn: asyncpg.Connection) -> ledger.CheckRes
     for currency in sorted(currencies):
         booked = await ledger.account_balance(conn, ledger.Account.MERCHANT_PAYABLE, currency)
         if booked != expected.get(currency, 0):
-            wrong.append(f"{currency}: ledger {booked} vs checkouts {expected.get(currency, 0)}")
+            wrong.append(
+                f"{currency}: ledger {booked} vs checkouts and settlements "
+                f"{expected.get(currency, 0)}"
+            )
     return ledger.CheckResult(not wrong, "; ".join(wrong) or "merchant payable reconciles")
 
 

@@ -1,4 +1,4 @@
-"""Merchants: profiles, commercial config, secret API keys (and later webhooks, settlements).
+"""Merchants: profiles, commercial config, secret API keys, settlements (and later webhooks).
 
 The public facade: other contexts import only what is re-exported here.
 """
@@ -12,6 +12,8 @@ import asyncpg
 from bnpl.merchants import handlers, service
 from bnpl.merchants.domain import PLAN_RANGES, MerchantConfig, MerchantStatus
 from bnpl.merchants.service import SettlementAccount
+from bnpl.merchants.settlements import repository as settlements
+from bnpl.merchants.settlements.service import PayOutSettlements, SettleDays
 
 if TYPE_CHECKING:
     from bnpl.runtime import Runtime
@@ -23,6 +25,7 @@ __all__ = [
     "SettlementAccount",
     "merchant_config",
     "register",
+    "settled_out",
     "settlement_account",
 ]
 
@@ -45,7 +48,17 @@ async def settlement_account(
     return await service.settlement_account(conn, merchant_id, aes_key=aes_key)
 
 
+async def settled_out(conn: asyncpg.Connection) -> dict[str, int]:
+    """Per currency, what settlements have moved out of merchant_payable in the ledger (paid
+    out, and shortfalls netted, less shortfalls carried over): merchant_payable is what
+    checkouts put in (captured - refunded - fees) less this."""
+    return await settlements.settled_out(conn)
+
+
 def register(rt: Runtime) -> None:
-    """Subscribe merchants' consumers and provide the gateway's API-key resolver."""
+    """Subscribe merchants' consumers, register the settlement runs and provide the gateway's
+    API-key resolver."""
     handlers.subscribe(rt)
+    rt.scheduler.register(SettleDays())
+    rt.scheduler.register(PayOutSettlements(rt))
     rt.resolvers.merchant_key = service.key_resolver(rt.db)

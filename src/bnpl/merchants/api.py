@@ -17,6 +17,7 @@ from bnpl.merchants.schemas import (
     MerchantOut,
     MerchantPatch,
 )
+from bnpl.merchants.settlements.api import router as settlements_router
 
 router = APIRouter(tags=["merchants"])
 
@@ -130,3 +131,6 @@ async def revoke_api_key(merchant_id: str, key_id: str, request: Request, _: Ope
             entity_id=key_id,
             data={"merchant_id": merchant_id},
         )
+
+
+router.include_router(settlements_router)

@@ -7,12 +7,14 @@ from typing import TYPE_CHECKING
 import asyncpg
 
 from bnpl.merchants import events, service
+from bnpl.merchants.settlements import service as settlements
 from bnpl.messaging import Event, Handler
 
 if TYPE_CHECKING:
     from bnpl.runtime import Runtime
 
 APPLY_VERIFICATION = "merchants.apply_verification"
+RECORD_SETTLEMENT_ITEMS = "merchants.record_settlement_items"
 
 
 def apply_verification(rt: Runtime) -> Handler:
@@ -36,4 +38,10 @@ def subscribe(rt: Runtime) -> None:
         APPLY_VERIFICATION,
         [events.BUSINESS_VERIFIED, events.BUSINESS_REJECTED],
         apply_verification(rt),
+    )
+    # Captures, their fees and refunds: what the daily settlement nets.
+    rt.bus.subscribe(
+        RECORD_SETTLEMENT_ITEMS,
+        [settlements.CHECKOUT_CAPTURED, settlements.CHECKOUT_REFUNDED],
+        settlements.record_items,
     )
