@@ -187,6 +187,15 @@ async def iso_api(postgres_server: str, settings: Settings) -> AsyncIterator[Api
         yield api
 
 
+@pytest.fixture(scope="module")
+async def quiet_api(postgres_server: str, settings: Settings) -> AsyncIterator[Api]:
+    """An isolated platform whose scheduler never ticks by itself: time-driven work (payouts,
+    webhook deliveries...) runs only when a test moves the clock, at the due times on the way,
+    so nothing races with what the test does in between."""
+    async with isolated_platform(postgres_server, settings, scheduler_interval_s=3600.0) as api:
+        yield api
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests marked `suite_end` run after all the others (a stable sort keeps the rest)."""
     items.sort(key=lambda item: item.get_closest_marker("suite_end") is not None)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -163,3 +166,53 @@ class Api:
         assert r.status_code == 201, r.text
         pm_id: str = r.json()["id"]
         return pm_id
+
+
+# A canned HTTP/1.1 server for tests of outbound calls (provider adapters, webhooks): the
+# request's head and body -> the answer's bytes (None: hang 30 s; b"": close unanswered).
+Reply = Callable[[bytes], bytes | None]
+
+
+def http_answer(status: int, body: bytes, content_type: str = "application/json") -> bytes:
+    head = f"HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}"
+    return head.encode() + b"\r\n\r\n" + body
+
+
+@asynccontextmanager
+async def http_server(reply: Reply) -> AsyncIterator[tuple[str, list[bytes]]]:
+    """A server on a free port; its URL and the requests it got, each prefixed with the
+    number of the connection it came on (b"1 POST /...")."""
+    seen: list[bytes] = []
+    connections = 0
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        number = str(connections).encode()
+        try:
+            while head := await reader.readuntil(b"\r\n\r\n"):
+                length = 0
+                for line in head.split(b"\r\n"):
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value)
+                request = head + await reader.readexactly(length)
+                seen.append(number + b" " + request)
+                answer = reply(request)
+                if answer is None:
+                    await asyncio.sleep(30)
+                if not answer:
+                    return  # the connection closes without an answer
+                writer.write(answer)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}", seen
+    finally:
+        server.close()

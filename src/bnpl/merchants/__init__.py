@@ -1,4 +1,4 @@
-"""Merchants: profiles, commercial config, secret API keys, settlements (and later webhooks).
+"""Merchants: profiles, commercial config, secret API keys, settlements and webhooks.
 
 The public facade: other contexts import only what is re-exported here.
 """
@@ -14,6 +14,7 @@ from bnpl.merchants.domain import PLAN_RANGES, MerchantConfig, MerchantStatus
 from bnpl.merchants.service import SettlementAccount
 from bnpl.merchants.settlements import repository as settlements
 from bnpl.merchants.settlements.service import PayOutSettlements, SettleDays
+from bnpl.merchants.webhooks.service import DeliverWebhooks
 
 if TYPE_CHECKING:
     from bnpl.runtime import Runtime
@@ -56,9 +57,10 @@ async def settled_out(conn: asyncpg.Connection) -> dict[str, int]:
 
 
 def register(rt: Runtime) -> None:
-    """Subscribe merchants' consumers, register the settlement runs and provide the gateway's
-    API-key resolver."""
+    """Subscribe merchants' consumers, register the settlement runs and the webhook sender,
+    and provide the gateway's API-key resolver."""
     handlers.subscribe(rt)
     rt.scheduler.register(SettleDays())
     rt.scheduler.register(PayOutSettlements(rt))
+    rt.scheduler.register(DeliverWebhooks(rt))
     rt.resolvers.merchant_key = service.key_resolver(rt.db)

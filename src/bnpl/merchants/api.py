@@ -18,6 +18,7 @@ from bnpl.merchants.schemas import (
     MerchantPatch,
 )
 from bnpl.merchants.settlements.api import router as settlements_router
+from bnpl.merchants.webhooks.api import router as webhooks_router
 
 router = APIRouter(tags=["merchants"])
 
@@ -134,3 +135,4 @@ async def revoke_api_key(merchant_id: str, key_id: str, request: Request, _: Ope
 
 
 router.include_router(settlements_router)
+router.include_router(webhooks_router)

@@ -8,13 +8,15 @@ import asyncpg
 
 from bnpl.merchants import events, service
 from bnpl.merchants.settlements import service as settlements
-from bnpl.messaging import Event, Handler
+from bnpl.merchants.webhooks import service as webhooks
+from bnpl.messaging import PUBLIC_TYPES, Event, Handler
 
 if TYPE_CHECKING:
     from bnpl.runtime import Runtime
 
 APPLY_VERIFICATION = "merchants.apply_verification"
 RECORD_SETTLEMENT_ITEMS = "merchants.record_settlement_items"
+QUEUE_WEBHOOKS = "merchants.queue_webhooks"
 
 
 def apply_verification(rt: Runtime) -> Handler:
@@ -45,3 +47,5 @@ def subscribe(rt: Runtime) -> None:
         [settlements.CHECKOUT_CAPTURED, settlements.CHECKOUT_REFUNDED],
         settlements.record_items,
     )
+    # Every public event of a merchant, for its webhook endpoints.
+    rt.bus.subscribe(QUEUE_WEBHOOKS, PUBLIC_TYPES, webhooks.queue_handler(rt))

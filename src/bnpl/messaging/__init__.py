@@ -1,15 +1,24 @@
 """Messaging: the transactional outbox, idempotent consumers and the bus backends."""
 
 from bnpl.messaging.bus import Bus, Handler, PostgresBus, Subscription
-from bnpl.messaging.events import Event, NewEvent, publish, publish_many
+from bnpl.messaging.events import (
+    PUBLIC_TYPES,
+    Event,
+    NewEvent,
+    public_event,
+    publish,
+    publish_many,
+)
 
 __all__ = [
+    "PUBLIC_TYPES",
     "Bus",
     "Event",
     "Handler",
     "NewEvent",
     "PostgresBus",
     "Subscription",
+    "public_event",
     "publish",
     "publish_many",
 ]

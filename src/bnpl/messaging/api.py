@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Final
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
@@ -11,41 +11,9 @@ from pydantic import BaseModel
 from bnpl.gateway import Merchant, OperatorOrMerchantP, runtime
 from bnpl.kit.errors import not_found
 from bnpl.kit.pagination import Page, PageParams, make_page, page_params
+from bnpl.messaging.events import PUBLIC_TYPES
 
 router = APIRouter(tags=["events"])
-
-# The public event types (API.md, "Events", and a few more); everything else on the bus is
-# an internal message between contexts and is never shown.
-PUBLIC_TYPES: Final = frozenset(
-    {
-        "merchant.activated",
-        "merchant.rejected",
-        "merchant.suspended",
-        "merchant.reactivated",
-        "consumer.kyc_verified",
-        "consumer.kyc_rejected",
-        "checkout.created",
-        "checkout.authorized",
-        "checkout.declined",
-        "checkout.captured",
-        "checkout.voided",
-        "checkout.expired",
-        "checkout.refunded",
-        "plan.created",
-        "plan.delinquent",
-        "plan.reactivated",
-        "plan.paid_off",
-        "plan.refunded",
-        "plan.canceled",
-        "plan.charged_off",
-        "installment.paid",
-        "installment.late",
-        "payment.succeeded",
-        "payment.failed",
-        "settlement.created",
-        "settlement.paid",
-    }
-)
 
 
 class EventOut(BaseModel):

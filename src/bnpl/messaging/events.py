@@ -5,11 +5,44 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 import asyncpg
 
 from bnpl.kit.ids import new_id
+
+# The public event types (API.md, "Events", and a few more); everything else on the bus is
+# an internal message between contexts and is never shown.
+PUBLIC_TYPES: Final = frozenset(
+    {
+        "merchant.activated",
+        "merchant.rejected",
+        "merchant.suspended",
+        "merchant.reactivated",
+        "consumer.kyc_verified",
+        "consumer.kyc_rejected",
+        "checkout.created",
+        "checkout.authorized",
+        "checkout.declined",
+        "checkout.captured",
+        "checkout.voided",
+        "checkout.expired",
+        "checkout.refunded",
+        "plan.created",
+        "plan.delinquent",
+        "plan.reactivated",
+        "plan.paid_off",
+        "plan.refunded",
+        "plan.canceled",
+        "plan.charged_off",
+        "installment.paid",
+        "installment.late",
+        "payment.succeeded",
+        "payment.failed",
+        "settlement.created",
+        "settlement.paid",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,3 +127,15 @@ async def publish_many(conn: asyncpg.Connection, events: Sequence[NewEvent]) -> 
         rows,  # rows as jsonb (kit.db)
     )
     return ids
+
+
+async def public_event(conn: asyncpg.Connection, event_id: str) -> Event | None:
+    """A public event by its id (None: no such event, or an internal one)."""
+    row = await conn.fetchrow(
+        "SELECT event_id, type, aggregate_id, data, occurred_at, merchant_id, consumer_id, "
+        "position FROM messaging.events WHERE event_id = $1",
+        event_id,
+    )
+    if row is None or row["type"] not in PUBLIC_TYPES:
+        return None
+    return Event.from_row(row)

@@ -4,13 +4,9 @@ two workers at once, and a payout interrupted after it was sent."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
-import pytest
-
-from bnpl.config import Settings
 from bnpl.kit.ids import new_id
 from bnpl.merchants.settlements import repository
 from bnpl.merchants.settlements.service import (
@@ -21,15 +17,7 @@ from bnpl.merchants.settlements.service import (
 )
 from bnpl.messaging import Event
 from bnpl.runtime import Runtime
-from tests.conftest import isolated_platform
 from tests.support import Api
-
-
-@pytest.fixture(scope="module")
-async def quiet(postgres_server: str, settings: Settings) -> AsyncIterator[Api]:
-    """A platform of its own whose scheduler never ticks: the test runs the work itself."""
-    async with isolated_platform(postgres_server, settings, scheduler_interval_s=3600.0) as api:
-        yield api
 
 
 def _midnight_after(moment: datetime) -> datetime:
@@ -69,9 +57,9 @@ async def _of(rt: Runtime, merchant: str) -> list[Any]:
     return list(found)
 
 
-async def test_a_late_or_redelivered_event_is_settled_once(quiet: Api) -> None:
-    rt = quiet.rt
-    merchant = await _merchant(quiet)
+async def test_a_late_or_redelivered_event_is_settled_once(quiet_api: Api) -> None:
+    rt = quiet_api.rt
+    merchant = await _merchant(quiet_api)
     day_start = datetime.combine(rt.clock.now().date() + timedelta(days=10), time(0), tzinfo=UTC)
     sale = _captured(merchant, 10_000, day_start + timedelta(hours=10))
     await _record(rt, sale, sale)  # delivered twice
@@ -113,9 +101,9 @@ async def test_a_late_or_redelivered_event_is_settled_once(quiet: Api) -> None:
     assert all(r["settlement_id"] is not None for r in rows)
 
 
-async def test_two_workers_settle_a_day_once(quiet: Api) -> None:
-    rt = quiet.rt
-    merchant = await _merchant(quiet)
+async def test_two_workers_settle_a_day_once(quiet_api: Api) -> None:
+    rt = quiet_api.rt
+    merchant = await _merchant(quiet_api)
     day_start = datetime.combine(rt.clock.now().date() + timedelta(days=20), time(0), tzinfo=UTC)
     await _record(rt, *(_captured(merchant, 1_000 + i, day_start) for i in range(50)))
     end = _midnight_after(day_start)
@@ -126,9 +114,9 @@ async def test_two_workers_settle_a_day_once(quiet: Api) -> None:
     assert s.totals.fees == 50 * 30
 
 
-async def test_a_payout_sent_before_a_crash_is_paid_once(quiet: Api) -> None:
-    rt = quiet.rt
-    merchant = await _merchant(quiet)
+async def test_a_payout_sent_before_a_crash_is_paid_once(quiet_api: Api) -> None:
+    rt = quiet_api.rt
+    merchant = await _merchant(quiet_api)
     day_start = datetime.combine(rt.clock.now().date() + timedelta(days=30), time(0), tzinfo=UTC)
     work = PayOutSettlements(rt)
     await work.run_due(rt.db, day_start, 100)  # earlier tests' payouts, out of the way

@@ -9,65 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 
 import orjson
 import pytest
 
 from bnpl.providers.gateway.base import ProviderUnavailable
 from bnpl.providers.http import ProviderClient
-
-Reply = Callable[[bytes], bytes | None]  # the request's head and body -> the answer (None: hang)
-
-
-def _http(status: int, body: bytes, content_type: str = "application/json") -> bytes:
-    head = f"HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}"
-    return head.encode() + b"\r\n\r\n" + body
-
-
-@asynccontextmanager
-async def _server(reply: Reply) -> AsyncIterator[tuple[str, list[bytes]]]:
-    """A server on a free port; its URL and the requests it got, each prefixed with the
-    number of the connection it came on (b"1 POST /...")."""
-    seen: list[bytes] = []
-    connections = 0
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal connections
-        connections += 1
-        number = str(connections).encode()
-        try:
-            while head := await reader.readuntil(b"\r\n\r\n"):
-                length = 0
-                for line in head.split(b"\r\n"):
-                    name, _, value = line.partition(b":")
-                    if name.strip().lower() == b"content-length":
-                        length = int(value)
-                request = head + await reader.readexactly(length)
-                seen.append(number + b" " + request)
-                answer = reply(request)
-                if answer is None:
-                    await asyncio.sleep(30)
-                if not answer:
-                    return  # the connection closes without an answer
-                writer.write(answer)
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}", seen
-    finally:
-        server.close()
+from tests.support import http_answer, http_server
 
 
 async def test_post_sends_json_and_the_idempotency_key() -> None:
-    async with _server(lambda _: _http(201, b'{"id": "ch_1", "amount": 1234}')) as (url, seen):
+    async with http_server(lambda _: http_answer(201, b'{"id": "ch_1", "amount": 1234}')) as (
+        url,
+        seen,
+    ):
         client = ProviderClient(url + "/", timeout_s=5)
         try:
             answer = await client.post("/gateway/v1/charges", {"amount": 1234}, key="k-1")
@@ -85,8 +40,10 @@ async def test_post_sends_json_and_the_idempotency_key() -> None:
 
 
 async def test_connections_are_reused_and_errors_are_answers() -> None:
-    answers = iter([_http(402, b'{"error": {"code": "card_declined"}}'), _http(500, b"oops")])
-    async with _server(lambda _: next(answers)) as (url, seen):
+    answers = iter(
+        [http_answer(402, b'{"error": {"code": "card_declined"}}'), http_answer(500, b"oops")]
+    )
+    async with http_server(lambda _: next(answers)) as (url, seen):
         client = ProviderClient(url, timeout_s=5)
         try:
             declined = await client.post("/gateway/v1/charges", {"amount": 1})
@@ -102,7 +59,7 @@ async def test_connections_are_reused_and_errors_are_answers() -> None:
 
 
 async def test_get_with_query_parameters() -> None:
-    async with _server(lambda _: _http(200, b'{"data": []}')) as (url, seen):
+    async with http_server(lambda _: http_answer(200, b'{"data": []}')) as (url, seen):
         client = ProviderClient(url, timeout_s=5)
         try:
             answer = await client.get("/gateway/v1/charges", params={"token": "tok a&b"})
@@ -113,7 +70,7 @@ async def test_get_with_query_parameters() -> None:
 
 
 async def test_a_slow_provider_is_unavailable_after_the_timeout() -> None:
-    async with _server(lambda _: None) as (url, _):
+    async with http_server(lambda _: None) as (url, _):
         client = ProviderClient(url, timeout_s=5)
         try:
             loop = asyncio.get_running_loop()
@@ -138,7 +95,7 @@ async def test_no_server_is_unavailable() -> None:
 
 
 async def test_a_connection_closed_before_the_answer_is_unavailable() -> None:
-    async with _server(lambda _: b"") as (url, _):  # nothing written, connection closed
+    async with http_server(lambda _: b"") as (url, _):  # nothing written, connection closed
         client = ProviderClient(url, timeout_s=5)
         try:
             with pytest.raises(ProviderUnavailable):
