@@ -29,6 +29,7 @@ NAMES: tuple[str, ...] = (
     "audit",
     "messaging",
     "ledger",
+    "reporting",
     "sandbox",
 )
 

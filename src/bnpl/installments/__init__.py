@@ -61,6 +61,7 @@ from bnpl.installments.models import (
     RefundExceedsPlan,
 )
 from bnpl.installments.service import (
+    Portfolio,
     apply_payment,
     apply_refund,
     cancel_plan,
@@ -69,6 +70,7 @@ from bnpl.installments.service import (
     has_delinquent_plan,
     payoff_quote,
     plans_of_consumer,
+    portfolio,
     unpaid_principal_total,
 )
 from bnpl.runtime import Runtime
@@ -88,6 +90,7 @@ __all__ = [
     "PlanKind",
     "PlanNotFound",
     "PlanStatus",
+    "Portfolio",
     "RefundApplication",
     "RefundExceedsPlan",
     "apply_payment",
@@ -100,6 +103,7 @@ __all__ = [
     "installment_amount_preview",
     "payoff_quote",
     "plans_of_consumer",
+    "portfolio",
     "register",
     "unpaid_principal_total",
 ]

@@ -632,3 +632,31 @@ async def receivable_totals(conn: asyncpg.Connection) -> list[asyncpg.Record]:
         """
     )
     return rows
+
+
+async def portfolio(
+    conn: asyncpg.Connection, currency: str, merchant_id: str | None
+) -> asyncpg.Record:
+    """Now, in one currency (and of one merchant): plans active, plans delinquent, and what
+    open plans owe as receivables (unpaid principal, accrued unpaid interest, unpaid fees)."""
+    row: asyncpg.Record = await conn.fetchrow(
+        """
+        SELECT
+          (SELECT count(*) FROM installments.plans p
+           WHERE p.status = 'active' AND p.currency = $1
+             AND ($2::text IS NULL OR p.merchant_id = $2)) AS active,
+          (SELECT count(*) FROM installments.plans p
+           WHERE p.status = 'delinquent' AND p.currency = $1
+             AND ($2::text IS NULL OR p.merchant_id = $2)) AS delinquent,
+          (SELECT coalesce(sum(i.principal - i.principal_paid + i.fees - i.fees_paid
+                               + CASE WHEN i.interest_accrued
+                                      THEN i.interest - i.interest_paid ELSE 0 END), 0)::bigint
+           FROM installments.plans p
+           JOIN installments.installments i ON i.plan_id = p.id AND i.consumer_id = p.consumer_id
+           WHERE p.status IN ('active', 'delinquent') AND i.status IN ('scheduled', 'late')
+             AND p.currency = $1 AND ($2::text IS NULL OR p.merchant_id = $2)) AS receivables
+        """,
+        currency,
+        merchant_id,
+    )
+    return row

@@ -9,7 +9,7 @@ serialize; the arithmetic is all in ``domain``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time
 
 import asyncpg
@@ -675,3 +675,20 @@ async def charge_off(conn: asyncpg.Connection, record: PlanRecord, at: datetime)
     _, plan = await _save(conn, cleared, record.installments, PlanStatus.CHARGED_OFF, at)
     await _status_event(conn, record.status, plan, at)
     return principal
+
+
+@dataclass(frozen=True, slots=True)
+class Portfolio:
+    """The plan book now, in one currency: plans active and delinquent, and the receivables
+    (unpaid principal, accrued unpaid interest, unpaid late fees) of open plans."""
+
+    active_plans: int
+    delinquent_plans: int
+    outstanding_receivables: int
+
+
+async def portfolio(
+    conn: asyncpg.Connection, currency: str, merchant_id: str | None = None
+) -> Portfolio:
+    row = await repository.portfolio(conn, currency, merchant_id)
+    return Portfolio(int(row["active"]), int(row["delinquent"]), int(row["receivables"]))

@@ -30,6 +30,7 @@ CONTEXTS: tuple[str, ...] = (
     "installments",
     "payments",
     "ledger",
+    "reporting",
 )
 
 _LOCK_KEY = 0x424E504C  # "BNPL"

@@ -1,0 +1,138 @@
+"""The facts reporting keeps from events, and the period's sums over them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final
+
+import asyncpg
+
+from bnpl.messaging import Event
+
+RECORD_FACTS: Final = "reporting.record_facts"
+CREATED, AUTHORIZED, DECLINED = "checkout.created", "checkout.authorized", "checkout.declined"
+CAPTURED, REFUNDED = "checkout.captured", "checkout.refunded"
+LATE, SUCCEEDED, FAILED = "installment.late", "payment.succeeded", "payment.failed"
+TYPES: Final = frozenset(
+    {CREATED, AUTHORIZED, DECLINED, CAPTURED, REFUNDED, LATE, SUCCEEDED, FAILED}
+)
+# The payments of a plan that count as collections (not down payments, not refunds).
+COLLECTION_KINDS: Final = frozenset({"installment", "prepayment"})
+
+
+async def record(conn: asyncpg.Connection, event: Event) -> None:
+    """Keep what `event` adds to the reports (in the consumer's transaction, once)."""
+    data, merchant = event.data, event.merchant_id
+    if merchant is None:
+        return
+    if event.type in (CREATED, AUTHORIZED, DECLINED):
+        await conn.execute(
+            """
+            INSERT INTO reporting.checkouts (id, merchant_id, currency, created_at, authorized,
+                                             declined)
+            VALUES ($1, $2, $3, $4, $5, $6)
+            ON CONFLICT (id) DO UPDATE SET
+                created_at = least(reporting.checkouts.created_at, EXCLUDED.created_at),
+                authorized = reporting.checkouts.authorized OR EXCLUDED.authorized,
+                declined = reporting.checkouts.declined OR EXCLUDED.declined
+            """,
+            str(data["id"]),
+            merchant,
+            str(data["currency"]),
+            event.occurred_at,
+            event.type == AUTHORIZED,
+            event.type == DECLINED,
+        )
+        return
+    fact = _amount(event)
+    if fact is not None:
+        kind, reference, amount = fact
+        await conn.execute(
+            "INSERT INTO reporting.amounts (kind, reference, merchant_id, currency, amount, at) "
+            "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (kind, reference) DO NOTHING",
+            kind,
+            reference,
+            merchant,
+            str(data["currency"]),
+            amount,
+            event.occurred_at,
+        )
+
+
+def _amount(event: Event) -> tuple[str, str, int] | None:
+    """(kind, reference, amount) of a money fact, or None."""
+    data = event.data
+    if event.type == CAPTURED:
+        return "capture", str(data["id"]), int(data["captured_amount"])
+    if event.type == REFUNDED:
+        return "refund", str(data["refund_id"]), int(data["refund_amount"])
+    if event.type == LATE:
+        return "late_fee", f"{data['plan_id']}:{data['seq']}", int(data["late_fee"])
+    if data.get("kind") in COLLECTION_KINDS and data.get("plan_id"):
+        kind = "collection_succeeded" if event.type == SUCCEEDED else "collection_failed"
+        return kind, event.event_id, int(data["amount"])
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Flows:
+    """What happened in a period, in one currency."""
+
+    checkouts: int
+    authorized: int
+    declined: int
+    gmv: int
+    refunded: int
+    late_fees: int
+    collections_succeeded: int
+    collections_failed: int
+
+
+async def flows(
+    conn: asyncpg.Connection,
+    currency: str,
+    start: datetime | None,
+    end: datetime,
+    merchant_id: str | None,
+) -> Flows:
+    """Checkouts created in [start, end) and how many of them were ever authorized or
+    declined; the money captured, refunded and charged as late fees in it; the plan charges
+    answered in it."""
+    row = await conn.fetchrow(
+        """
+        WITH c AS (
+            SELECT count(*) AS checkouts,
+                   count(*) FILTER (WHERE authorized) AS authorized,
+                   count(*) FILTER (WHERE declined) AS declined
+            FROM reporting.checkouts
+            WHERE currency = $1 AND ($2::timestamptz IS NULL OR created_at >= $2)
+              AND created_at < $3 AND ($4::text IS NULL OR merchant_id = $4)
+        ), a AS (
+            SELECT coalesce(sum(amount) FILTER (WHERE kind = 'capture'), 0) AS gmv,
+                   coalesce(sum(amount) FILTER (WHERE kind = 'refund'), 0) AS refunded,
+                   coalesce(sum(amount) FILTER (WHERE kind = 'late_fee'), 0) AS late_fees,
+                   count(*) FILTER (WHERE kind = 'collection_succeeded') AS succeeded,
+                   count(*) FILTER (WHERE kind = 'collection_failed') AS failed
+            FROM reporting.amounts
+            WHERE currency = $1 AND ($2::timestamptz IS NULL OR at >= $2) AND at < $3
+              AND ($4::text IS NULL OR merchant_id = $4)
+        )
+        SELECT * FROM c, a
+        """,
+        currency,
+        start,
+        end,
+        merchant_id,
+    )
+    assert row is not None
+    return Flows(
+        checkouts=int(row["checkouts"]),
+        authorized=int(row["authorized"]),
+        declined=int(row["declined"]),
+        gmv=int(row["gmv"]),
+        refunded=int(row["refunded"]),
+        late_fees=int(row["late_fees"]),
+        collections_succeeded=int(row["succeeded"]),
+        collections_failed=int(row["failed"]),
+    )
