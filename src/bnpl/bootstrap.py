@@ -24,6 +24,7 @@ from bnpl.kit.migrate import migrate
 from bnpl.messaging import PostgresBus
 from bnpl.providers.http import build_providers
 from bnpl.providers.sandbox import create_sandbox_app
+from bnpl.providers.sandbox.smtp import smtp_url, start_smtp_sink
 from bnpl.runtime import Runtime
 from bnpl.scheduler import Scheduler
 
@@ -78,6 +79,11 @@ async def stop_server(server: uvicorn.Server) -> None:
     await task
 
 
+async def _close_server(server: asyncio.Server) -> None:
+    server.close()
+    await server.wait_closed()
+
+
 @asynccontextmanager
 async def start_platform(settings: Settings, roles: Roles = Roles()) -> AsyncIterator[Runtime]:
     async with AsyncExitStack() as stack:
@@ -107,6 +113,12 @@ async def start_platform(settings: Settings, roles: Roles = Roles()) -> AsyncIte
             log.info("sandbox providers running", extra={"url": providers_url})
         providers = build_providers(providers_url, timeout_s=settings.provider_timeout_s)
         stack.push_async_callback(providers.aclose)
+        if settings.smtp_url is None and roles.simulators:
+            # No SMTP relay named: mail goes to the sandbox's own SMTP server.
+            sink = await start_smtp_sink(db, settings.sandbox_host)
+            stack.push_async_callback(_close_server, sink)
+            settings = settings.model_copy(update={"smtp_url": smtp_url(sink)})
+            log.info("sandbox SMTP server running", extra={"url": settings.smtp_url})
 
         bus = PostgresBus(db, poll_interval=settings.bus_poll_interval_s)
         scheduler = Scheduler(

@@ -30,6 +30,7 @@ NAMES: tuple[str, ...] = (
     "messaging",
     "ledger",
     "reporting",
+    "notifications",
     "sandbox",
 )
 

@@ -81,6 +81,7 @@ class ConsumerFacts:
 
     consumer_id: str
     email: str
+    phone: str | None  # E.164, if the consumer gave one
     first_name: str
     last_name: str
     date_of_birth: date
@@ -90,7 +91,8 @@ class ConsumerFacts:
 
 
 async def consumer_facts(conn: asyncpg.Connection, consumer_id: str) -> ConsumerFacts | None:
-    """A consumer's KYC status, decrypted date of birth, email and names; None if unknown.
+    """A consumer's KYC status, decrypted date of birth and phone, email and names; None if
+    unknown.
 
     Read on the caller's connection, so inside its transaction when it has one.
     """
@@ -101,6 +103,7 @@ async def consumer_facts(conn: asyncpg.Connection, consumer_id: str) -> Consumer
     return ConsumerFacts(
         consumer_id=row["id"],
         email=row["email"],
+        phone=clear.phone,
         first_name=row["first_name"],
         last_name=row["last_name"],
         date_of_birth=clear.date_of_birth,

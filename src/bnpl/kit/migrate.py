@@ -31,6 +31,7 @@ CONTEXTS: tuple[str, ...] = (
     "payments",
     "ledger",
     "reporting",
+    "notifications",
 )
 
 _LOCK_KEY = 0x424E504C  # "BNPL"

@@ -16,6 +16,7 @@ from bnpl.providers.gateway.base import (
 )
 from bnpl.providers.kyb.base import BusinessCheck, BusinessVerifier
 from bnpl.providers.kyc.base import IdentityCheck, IdentityVerifier
+from bnpl.providers.messages.base import MessageResult, PushSender, SmsSender
 from bnpl.providers.payouts.base import PayoutProvider, PayoutResult
 
 
@@ -26,6 +27,8 @@ class Providers:
     kyb: BusinessVerifier
     bureau: CreditBureau
     payouts: PayoutProvider
+    sms: SmsSender
+    push: PushSender
 
 
 __all__ = [
@@ -43,8 +46,11 @@ __all__ = [
     "CreditBureau",
     "IdentityCheck",
     "IdentityVerifier",
+    "MessageResult",
     "PayoutProvider",
     "PayoutResult",
     "ProviderUnavailable",
     "Providers",
+    "PushSender",
+    "SmsSender",
 ]

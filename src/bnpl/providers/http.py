@@ -27,6 +27,7 @@ from bnpl.providers.gateway.base import (
 )
 from bnpl.providers.kyb.base import BusinessCheck
 from bnpl.providers.kyc.base import IdentityCheck
+from bnpl.providers.messages.base import MessageResult
 from bnpl.providers.payouts.base import PayoutResult
 
 _JSON = "application/json"
@@ -323,6 +324,36 @@ class HttpPayoutProvider:
         return payouts
 
 
+class HttpMessenger:
+    """The SMS and the push provider (the sandbox serves both under one base URL)."""
+
+    def __init__(self, client: ProviderClient) -> None:
+        self.client = client
+
+    async def _send(self, path: str, body: dict[str, Any], key: str) -> MessageResult:
+        r = await self.client.post(path, body, key=key)
+        if r.status_code in (200, 201):
+            try:
+                return MessageResult(str(r.json()["id"]))
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ProviderUnavailable("malformed message answer") from exc
+        if r.status_code in (400, 402, 422):
+            return MessageResult(None, _error_code(r))
+        raise ProviderUnavailable(f"{path} answered {r.status_code}")
+
+    async def send_sms(self, *, to: str, body: str, idempotency_key: str) -> MessageResult:
+        return await self._send("/sms/v1/messages", {"to": to, "body": body}, idempotency_key)
+
+    async def send_push(
+        self, *, user_id: str, title: str, body: str, idempotency_key: str
+    ) -> MessageResult:
+        return await self._send(
+            "/push/v1/messages",
+            {"user_id": user_id, "title": title, "body": body},
+            idempotency_key,
+        )
+
+
 @dataclass
 class ProviderClients:
     providers: Providers
@@ -335,6 +366,7 @@ class ProviderClients:
 def build_providers(base_url: str, timeout_s: float) -> ProviderClients:
     """HTTP clients for every provider kind behind one connection pool."""
     client = ProviderClient(base_url, timeout_s)
+    messenger = HttpMessenger(client)
     return ProviderClients(
         Providers(
             gateway=HttpCardGateway(client),
@@ -342,6 +374,8 @@ def build_providers(base_url: str, timeout_s: float) -> ProviderClients:
             kyb=HttpBusinessVerifier(client),
             bureau=HttpCreditBureau(client),
             payouts=HttpPayoutProvider(client),
+            sms=messenger,
+            push=messenger,
         ),
         client,
     )

@@ -1,6 +1,6 @@
 """The sandbox simulators: a card gateway, an ID-verification (KYC), a business-verification
-(KYB), a credit-bureau and a payout provider, speaking HTTP like the real ones, with realistic
-latency and failures.
+(KYB), a credit-bureau, a payout, an SMS and a push provider, speaking HTTP like the real
+ones, with realistic latency and failures (the SMTP server is `smtp.py`).
 
 Their state lives in PostgreSQL (schema `sandbox`), as a real provider's would live on its
 side, so it survives a restart of the platform's processes (the crash tests rely on that).
@@ -34,6 +34,7 @@ from bnpl.providers.sandbox.cards import (
     CLOSED_ACCOUNT,
     FLAKY_ACCOUNT,
     TEST_CARDS,
+    UNREACHABLE_NUMBER,
     Behaviour,
     brand_of,
     luhn_ok,
@@ -68,6 +69,17 @@ class PayoutRequest(BaseModel):
     account_number: str = Field(min_length=4, max_length=34)
     routing_number: str | None = Field(default=None, max_length=34)
     reference: str = Field(min_length=1, max_length=80)
+
+
+class SmsRequest(BaseModel):
+    to: str = Field(min_length=4, max_length=20)
+    body: str = Field(min_length=1, max_length=1600)
+
+
+class PushRequest(BaseModel):
+    user_id: str = Field(min_length=1, max_length=80)
+    title: str = Field(min_length=1, max_length=200)
+    body: str = Field(min_length=1, max_length=2000)
 
 
 class IdentityRequest(BaseModel):
@@ -411,6 +423,45 @@ def create_sandbox_app(db: Database, latency_ms: int = 20) -> SandboxApp:
             reference,
         )
         return JSONResponse({"data": [_payout_body(r) for r in rows]})
+
+    # -- SMS and push ------------------------------------------------------------------------
+
+    async def message(
+        channel: str, recipient: str, title: str | None, text: str, key: str
+    ) -> JSONResponse:
+        await latency()
+        if channel == "sms" and recipient.endswith(UNREACHABLE_NUMBER):
+            return _error(422, "invalid_number", "The number cannot receive messages.")
+        row = await db.fetchrow(
+            """
+            INSERT INTO sandbox.messages (id, idempotency_key, channel, recipient, title, body)
+            VALUES ($1, $2, $3, $4, $5, $6)
+            ON CONFLICT (idempotency_key) DO UPDATE SET channel = EXCLUDED.channel
+            RETURNING id, channel, recipient, created_at
+            """,
+            "msg_" + secrets.token_hex(12),
+            key,
+            channel,
+            recipient,
+            title,
+            text,
+        )
+        assert row is not None
+        return JSONResponse(
+            {"id": row["id"], "channel": row["channel"], "to": row["recipient"]}, status_code=201
+        )
+
+    @app.post("/sms/v1/messages")
+    async def send_sms(
+        body: SmsRequest, idempotency_key: Annotated[str, Header(min_length=1, max_length=255)]
+    ) -> JSONResponse:
+        return await message("sms", body.to, None, body.body, idempotency_key)
+
+    @app.post("/push/v1/messages")
+    async def send_push(
+        body: PushRequest, idempotency_key: Annotated[str, Header(min_length=1, max_length=255)]
+    ) -> JSONResponse:
+        return await message("push", body.user_id, body.title, body.body, idempotency_key)
 
     # -- identity and business verification -----------------------------------------------
 

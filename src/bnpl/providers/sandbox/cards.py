@@ -54,3 +54,6 @@ def brand_of(number: str) -> str:
 # is paid.
 CLOSED_ACCOUNT = "0002"  # every payout refused: account_closed
 FLAKY_ACCOUNT = "0119"  # processing_error (HTTP 500) twice per payout, then paid
+
+# The SMS simulator refuses numbers that end so (invalid_number); it delivers every other.
+UNREACHABLE_NUMBER = "0000"

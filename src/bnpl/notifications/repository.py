@@ -1,0 +1,215 @@
+"""Notification tables (schema `notifications`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+
+import asyncpg
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    id: str
+    consumer_id: str
+    channel: str
+    template: str
+    subject: str
+    body: str
+    status: str
+    attempts: int
+    created_at: datetime
+    sent_at: datetime | None
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Reminder:
+    plan_id: str
+    seq: int
+    consumer_id: str
+    due_date: date
+    amount: int
+    currency: str
+
+
+def _notification(r: asyncpg.Record) -> Notification:
+    return Notification(
+        r["id"],
+        r["consumer_id"],
+        r["channel"],
+        r["template"],
+        r["subject"],
+        r["body"],
+        r["status"],
+        r["attempts"],
+        r["created_at"],
+        r["sent_at"],
+        r["error"],
+    )
+
+
+async def queue(
+    conn: asyncpg.Connection,
+    rows: Sequence[tuple[str, str, str, str, str, str, str]],
+    at: datetime,
+) -> None:
+    """(id, consumer, channel, template, subject, body, cause) rows, queued now; a cause's
+    template on a channel is queued once."""
+    if rows:
+        await conn.executemany(
+            """
+            INSERT INTO notifications.notifications (id, consumer_id, channel, template,
+                subject, body, cause, status, next_attempt_at, created_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $8)
+            ON CONFLICT (cause, template, channel) DO NOTHING
+            """,
+            [(*row, at) for row in rows],
+        )
+
+
+async def next_due(conn: asyncpg.Connection) -> datetime | None:
+    due: datetime | None = await conn.fetchval(
+        "SELECT min(next_attempt_at) FROM notifications.notifications WHERE status = 'queued'"
+    )
+    return due
+
+
+async def claim(
+    conn: asyncpg.Connection, now: datetime, until: datetime, limit: int
+) -> list[Notification]:
+    rows = await conn.fetch(
+        """
+        WITH due AS (
+            SELECT id FROM notifications.notifications
+            WHERE status = 'queued' AND next_attempt_at <= $1
+            ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED
+        )
+        UPDATE notifications.notifications n SET next_attempt_at = $2
+        FROM due WHERE n.id = due.id
+        RETURNING n.*
+        """,
+        now,
+        until,
+        limit,
+    )
+    return [_notification(r) for r in rows]
+
+
+async def record(
+    conn: asyncpg.Connection,
+    notification: Notification,
+    *,
+    sent: bool,
+    reference: str | None,
+    error: str | None,
+    retry_at: datetime | None,
+    at: datetime,
+) -> None:
+    status = "sent" if sent else ("queued" if retry_at else "failed")
+    await conn.execute(
+        """
+        UPDATE notifications.notifications
+        SET status = $2, attempts = attempts + 1, next_attempt_at = $3,
+            provider_reference = $4, error = $5, sent_at = CASE WHEN $6 THEN $7::timestamptz END
+        WHERE id = $1 AND status = 'queued' AND attempts = $8
+        """,
+        notification.id,
+        status,
+        None if sent else retry_at,
+        reference,
+        error,
+        sent,
+        at,
+        notification.attempts,
+    )
+
+
+async def list_for(
+    conn: asyncpg.Connection, consumer_id: str, *, after: str | None, limit: int
+) -> list[Notification]:
+    rows = await conn.fetch(
+        """
+        SELECT * FROM notifications.notifications
+        WHERE consumer_id = $1 AND ($2::text IS NULL OR id > $2)
+        ORDER BY id LIMIT $3
+        """,
+        consumer_id,
+        after,
+        limit,
+    )
+    return [_notification(r) for r in rows]
+
+
+# --------------------------------------------------------------------------- reminders
+
+
+async def set_reminders(
+    conn: asyncpg.Connection,
+    plan_id: str,
+    pending: Sequence[tuple[int, str, date, int, str, datetime]],
+    *,
+    keep: Sequence[int],
+) -> None:
+    """The plan's pending reminders: (seq, consumer, due date, amount, currency, remind at)
+    are added (or updated, if still pending); any other pending one not in `keep` is canceled."""
+    await conn.executemany(
+        """
+        INSERT INTO notifications.reminders (plan_id, seq, consumer_id, due_date, amount,
+            currency, remind_at, status)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending')
+        ON CONFLICT (plan_id, seq) DO UPDATE SET
+            due_date = EXCLUDED.due_date, amount = EXCLUDED.amount,
+            remind_at = EXCLUDED.remind_at
+        WHERE notifications.reminders.status = 'pending'
+        """,
+        [(plan_id, *row) for row in pending],
+    )
+    await conn.execute(
+        "UPDATE notifications.reminders SET status = 'canceled' "
+        "WHERE plan_id = $1 AND status = 'pending' AND NOT (seq = ANY($2::int[]))",
+        plan_id,
+        list(keep),
+    )
+
+
+async def cancel_reminder(conn: asyncpg.Connection, plan_id: str, seq: int) -> None:
+    await conn.execute(
+        "UPDATE notifications.reminders SET status = 'canceled' "
+        "WHERE plan_id = $1 AND seq = $2 AND status = 'pending'",
+        plan_id,
+        seq,
+    )
+
+
+async def next_reminder(conn: asyncpg.Connection) -> datetime | None:
+    due: datetime | None = await conn.fetchval(
+        "SELECT min(remind_at) FROM notifications.reminders WHERE status = 'pending'"
+    )
+    return due
+
+
+async def claim_reminders(conn: asyncpg.Connection, now: datetime, limit: int) -> list[Reminder]:
+    """Due reminders, marked sent in the caller's transaction (their notifications are queued
+    in it too)."""
+    rows = await conn.fetch(
+        """
+        WITH due AS (
+            SELECT plan_id, seq FROM notifications.reminders
+            WHERE status = 'pending' AND remind_at <= $1
+            ORDER BY remind_at, plan_id, seq LIMIT $2 FOR UPDATE SKIP LOCKED
+        )
+        UPDATE notifications.reminders r SET status = 'sent'
+        FROM due WHERE r.plan_id = due.plan_id AND r.seq = due.seq
+        RETURNING r.*
+        """,
+        now,
+        limit,
+    )
+    return [
+        Reminder(
+            r["plan_id"], r["seq"], r["consumer_id"], r["due_date"], r["amount"], r["currency"]
+        )
+        for r in rows
+    ]
