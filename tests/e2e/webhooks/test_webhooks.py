@@ -166,6 +166,23 @@ async def test_an_endpoint_that_never_answers_2xx_is_tried_for_three_days(
     assert at(rows[-1]["created_at"]) - at(rows[0]["created_at"]) > timedelta(days=3)
 
 
+async def test_a_named_host_is_delivered_to_at_the_address_checked(quiet_api: Api) -> None:
+    api = quiet_api
+    shop = await api.active_merchant()
+    async with http_server(lambda _: OK) as (url, seen):
+        named = url.replace("127.0.0.1", "localhost")  # sandbox mode lets localhost through
+        hook = await endpoint(api, shop, named + "/in", ["checkout.created"])
+        r = await api.client.post(
+            "/v1/checkouts", json={"amount": 5_000, "currency": "USD"}, headers=shop.headers
+        )
+        await advance(api, "PT1S")
+        [event] = received(seen, hook["secret"])
+    assert event["data"]["id"] == r.json()["id"]
+    assert parse(seen[0])[1]["host"] == named.removeprefix("http://")
+    [row] = await deliveries(api, shop, hook["id"])
+    assert row["status_code"] == 200
+
+
 async def test_an_unreachable_endpoint_records_no_status_code(quiet_api: Api) -> None:
     api = quiet_api
     shop = await api.active_merchant()

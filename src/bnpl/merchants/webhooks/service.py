@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import socket
 from dataclasses import dataclass, field
@@ -58,6 +59,25 @@ async def _resolve(host: str, port: int) -> list[str]:
     except (OSError, TimeoutError):
         return []
     return sorted({str(info[4][0]) for info in found})
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _builder() -> ClientBuilder:
+    return (
+        ClientBuilder()
+        .timeout(timedelta(seconds=domain.TIMEOUT_S))
+        .connect_timeout(timedelta(seconds=min(domain.TIMEOUT_S, 5.0)))
+        .follow_redirects(False)
+        .error_for_status(False)
+        .user_agent("bnpl-webhooks/1")
+    )
 
 
 def _port(url: str) -> int:
@@ -195,16 +215,9 @@ class DeliverWebhooks:
 
     @property
     def client(self) -> Client:
+        """The pooled client, for urls whose host is an IP address (nothing to resolve)."""
         if self._client is None:  # created on first use, inside the running loop
-            self._client = (
-                ClientBuilder()
-                .timeout(timedelta(seconds=domain.TIMEOUT_S))
-                .connect_timeout(timedelta(seconds=min(domain.TIMEOUT_S, 5.0)))
-                .follow_redirects(False)
-                .error_for_status(False)
-                .user_agent("bnpl-webhooks/1")
-                .build()
-            )
+            self._client = _builder().build()
             self.rt.closers.append(self.aclose)
         return self._client
 
@@ -245,7 +258,11 @@ class DeliverWebhooks:
             job.secret_ciphertext, aad=job.endpoint_id
         )
         signed = domain.headers(secret, job.event_id, int(wall_now().timestamp()), job.body)
-        call = self.client.request("POST", job.url).body_bytes(job.body.encode())
+        # A name is pinned to the address just checked, so that it cannot resolve elsewhere
+        # (a private address) between the check and the connection.
+        pinned = None if _is_ip(host) else _builder().resolve(host, resolved[0], _port(job.url))
+        client = self.client if pinned is None else pinned.build()
+        call = client.request("POST", job.url).body_bytes(job.body.encode())
         for name, value in signed.items():
             call = call.header(name, value)
         try:
@@ -254,6 +271,9 @@ class DeliverWebhooks:
         except PyreqwestError as exc:
             reason = "timeout" if isinstance(exc, TimeoutError) else type(exc).__name__
             return Answer(None, reason)
+        finally:
+            if pinned is not None:
+                await client.close()
         if domain.delivered(response.status):
             return Answer(response.status, None)
         return Answer(response.status, f"answered {response.status}")
