@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 
+from bnpl import ledger, messaging
 from bnpl.merchants import handlers, service
 from bnpl.merchants.domain import PLAN_RANGES, MerchantConfig, MerchantStatus
 from bnpl.merchants.service import SettlementAccount
@@ -56,6 +57,17 @@ async def settled_out(conn: asyncpg.Connection) -> dict[str, int]:
     return await settlements.settled_out(conn)
 
 
+async def _settlement_items_complete(conn: asyncpg.Connection) -> ledger.CheckResult:
+    """No capture, fee or refund is missing from settlement: the consumer that records them
+    gave up on no event (one it gave up on would leave money unpaid to its merchant)."""
+    lost = await messaging.dead_letters(conn, handlers.RECORD_SETTLEMENT_ITEMS)
+    if lost:
+        return ledger.CheckResult(
+            False, f"{lost} checkout events never reached settlement (messaging.dead_letters)"
+        )
+    return ledger.CheckResult(True, "every capture, fee and refund reached settlement")
+
+
 def register(rt: Runtime) -> None:
     """Subscribe merchants' consumers, register the settlement runs and the webhook sender,
     and provide the gateway's API-key resolver."""
@@ -63,4 +75,5 @@ def register(rt: Runtime) -> None:
     rt.scheduler.register(SettleDays())
     rt.scheduler.register(PayOutSettlements(rt))
     rt.scheduler.register(DeliverWebhooks(rt))
+    ledger.register_check("merchants.settlement_items", _settlement_items_complete)
     rt.resolvers.merchant_key = service.key_resolver(rt.db)

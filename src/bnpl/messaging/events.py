@@ -139,3 +139,11 @@ async def public_event(conn: asyncpg.Connection, event_id: str) -> Event | None:
     if row is None or row["type"] not in PUBLIC_TYPES:
         return None
     return Event.from_row(row)
+
+
+async def dead_letters(conn: asyncpg.Connection, consumer: str) -> int:
+    """How many events `consumer` gave up on (each waits in `messaging.dead_letters`)."""
+    count: int = await conn.fetchval(
+        "SELECT count(*) FROM messaging.dead_letters WHERE consumer = $1", consumer
+    )
+    return count

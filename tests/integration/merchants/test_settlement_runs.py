@@ -146,3 +146,24 @@ async def test_a_payout_sent_before_a_crash_is_paid_once(quiet_api: Api) -> None
     rows = await rt.db.fetch("SELECT * FROM sandbox.payouts WHERE reference = $1", paid.id)
     assert [(r["status"], r["attempts"], r["amount"]) for r in rows] == [("paid", 2, 24_970)]
     assert await work.next_due_at(rt.db) is None
+
+
+async def test_a_checkout_event_lost_to_settlement_fails_the_ledger_check(quiet_api: Api) -> None:
+    api = quiet_api
+
+    async def check() -> dict[str, Any]:
+        r = await api.client.get("/v1/ledger/verify", headers=api.operator)
+        [found] = [c for c in r.json()["checks"] if c["name"] == "merchants.settlement_items"]
+        result: dict[str, Any] = found
+        return result
+
+    assert (await check())["ok"] is True
+    await api.rt.db.execute(
+        "INSERT INTO messaging.dead_letters (consumer, event_id, error) VALUES ($1, $2, 'boom')",
+        "merchants.record_settlement_items",
+        new_id("evt"),
+    )
+    failed = await check()
+    assert failed["ok"] is False and "1 checkout events" in failed["detail"]
+    await api.rt.db.execute("DELETE FROM messaging.dead_letters")
+    assert (await check())["ok"] is True
