@@ -113,8 +113,9 @@ async def start_platform(settings: Settings, roles: Roles = Roles()) -> AsyncIte
             log.info("sandbox providers running", extra={"url": providers_url})
         providers = build_providers(providers_url, timeout_s=settings.provider_timeout_s)
         stack.push_async_callback(providers.aclose)
-        if settings.smtp_url is None and roles.simulators:
-            # No SMTP relay named: mail goes to the sandbox's own SMTP server.
+        if settings.smtp_url is None and roles.simulators and roles.workers:
+            # No SMTP relay named: the workers (which send mail) send it to the sandbox's own
+            # SMTP server.
             sink = await start_smtp_sink(db, settings.sandbox_host)
             stack.push_async_callback(_close_server, sink)
             settings = settings.model_copy(update={"smtp_url": smtp_url(sink)})
