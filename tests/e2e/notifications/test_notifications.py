@@ -8,9 +8,11 @@ from email import message_from_string
 from email.message import Message
 from typing import Any
 
+from bnpl.config import Settings
+from tests.conftest import isolated_platform
 from tests.e2e.checkout.helpers import Flow
 from tests.e2e.collections.helpers import advance, pay, purchase
-from tests.support import Api, ConsumerHandle, assert_problem
+from tests.support import Api, ConsumerHandle, assert_problem, http_server
 
 SOFT_AFTER_FIRST = "4000000000000341"
 
@@ -134,3 +136,37 @@ async def test_who_may_read_notifications(quiet_api: Api) -> None:
     assert_problem(
         await api.client.get("/v1/me/notifications", headers=api.operator), 403, "forbidden"
     )
+
+
+async def test_email_to_an_smtp_server_that_is_down_is_retried_then_failed(
+    postgres_server: str, settings: Settings
+) -> None:
+    async with http_server(lambda _: b"") as (url, _seen):
+        pass  # a port where nothing listens any more
+    dead = url.replace("http://", "smtp://")
+    async with isolated_platform(
+        postgres_server, settings, scheduler_interval_s=3600.0, smtp_url=dead
+    ) as api:
+        consumer = await api.consumer()
+        await purchase(api, consumer=consumer, amount=10_000)
+        await advance(api, "PT1S")
+        [email] = [
+            n
+            for n in await mine(api, consumer)
+            if n["template"] == "checkout_approved" and n["channel"] == "email"
+        ]
+        assert (email["status"], email["sent_at"]) == ("queued", None)
+        assert email["error"]
+        [push] = [
+            n
+            for n in await mine(api, consumer)
+            if n["template"] == "checkout_approved" and n["channel"] == "push"
+        ]
+        assert push["status"] == "sent"  # the other channels do not wait for email
+        await advance(api, "PT2H")  # retried after 1 min, 10 min and 1 hour
+        [email] = [n for n in await mine(api, consumer) if n["id"] == email["id"]]
+        assert email["status"] == "failed" and email["sent_at"] is None
+        attempts = await api.rt.db.fetchval(
+            "SELECT attempts FROM notifications.notifications WHERE id = $1", email["id"]
+        )
+        assert attempts == 4

@@ -11,6 +11,7 @@ from typing import Any
 
 from standardwebhooks import Webhook
 
+from bnpl.merchants.webhooks import repository as jobs
 from tests.e2e.collections.helpers import advance, purchase
 from tests.support import Api, MerchantHandle, assert_problem, http_answer, http_server
 
@@ -280,3 +281,26 @@ async def test_urls_and_event_types_are_checked(quiet_api: Api) -> None:
         403,
         "forbidden",
     )
+
+
+async def test_a_delivery_whose_worker_died_is_sent_when_its_lease_runs_out(
+    quiet_api: Api,
+) -> None:
+    api = quiet_api
+    shop = await api.active_merchant()
+    async with http_server(lambda _: OK) as (url, seen):
+        hook = await endpoint(api, shop, url, ["checkout.created"])
+        await api.client.post(
+            "/v1/checkouts", json={"amount": 5_000, "currency": "USD"}, headers=shop.headers
+        )
+        await api.settle()  # queued, not sent: the scheduler does not tick by itself here
+        now = api.rt.clock.now()
+        async with api.rt.db.transaction() as conn:  # a worker claims it, then dies
+            [job] = await jobs.claim_jobs(conn, now, now + timedelta(seconds=60), 10)
+        await advance(api, "PT30S")
+        assert seen == []  # still leased
+        await advance(api, "PT1M")
+        [event] = received(seen, hook["secret"])
+    assert event["id"] == job.event_id
+    [row] = await deliveries(api, shop, hook["id"])
+    assert (row["attempt"], row["status_code"]) == (1, 200)
