@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from bnpl.gateway import Merchant, OperatorOrMerchantP, runtime
 from bnpl.kit.errors import not_found
 from bnpl.kit.pagination import Page, PageParams, make_page, page_params
-from bnpl.messaging.events import PUBLIC_TYPES
+from bnpl.messaging.events import PUBLIC_TYPES, public_event
 
 router = APIRouter(tags=["events"])
 
@@ -63,15 +63,10 @@ async def list_events(
 
 @router.get("/v1/events/{event_id}", response_model=EventOut)
 async def get_event(event_id: str, request: Request, who: OperatorOrMerchantP) -> EventOut:
-    row = await runtime(request).db.fetchrow(
-        "SELECT event_id, type, occurred_at, data, merchant_id FROM messaging.events "
-        "WHERE event_id = $1",
-        event_id,
-    )
-    if (
-        row is None
-        or row["type"] not in PUBLIC_TYPES
-        or (isinstance(who, Merchant) and row["merchant_id"] != who.merchant_id)
-    ):
+    async with runtime(request).db.connection() as conn:
+        event = await public_event(conn, event_id)
+    if event is None or (isinstance(who, Merchant) and event.merchant_id != who.merchant_id):
         raise not_found("event")
-    return _shape(row)
+    return EventOut(
+        id=event.event_id, type=event.type, created_at=event.occurred_at, data=dict(event.data)
+    )

@@ -34,7 +34,7 @@ from bnpl.kit.ids import new_id
 from bnpl.messaging import Event, Handler
 from bnpl.notifications import repository as repo
 from bnpl.notifications.repository import Notification
-from bnpl.notifications.templates import TEMPLATES, Channel, Template, template_for
+from bnpl.notifications.templates import BY_EVENT, TEMPLATES, Channel, Template, template_for
 from bnpl.providers import MessageResult, ProviderUnavailable
 
 if TYPE_CHECKING:
@@ -49,6 +49,8 @@ IN_FLIGHT: Final = 16
 SMTP_TIMEOUT_S: Final = 10.0
 REMINDER_DAYS: Final = 3
 
+# The plan's events whose data is the plan's JSON (or has it under `plan`): they keep its
+# reminders.
 PLAN_EVENTS: Final = frozenset(
     {
         "plan.created",
@@ -59,22 +61,10 @@ PLAN_EVENTS: Final = frozenset(
         "plan.reactivated",
         "plan.delinquent",
         "plan.charged_off",
-        "installment.late",
     }
 )
 INSTALLMENT_PAID: Final = "installment.paid"
-TYPES: Final = frozenset(
-    {
-        "checkout.authorized",
-        "checkout.declined",
-        "payment.succeeded",
-        "payment.failed",
-        "installment.late",
-        "plan.paid_off",
-        INSTALLMENT_PAID,
-    }
-    | PLAN_EVENTS
-)
+TYPES: Final = frozenset(BY_EVENT) | PLAN_EVENTS | {INSTALLMENT_PAID}
 
 
 def remind_at(due: date) -> datetime:

@@ -109,11 +109,22 @@ async def last_settled_day(conn: asyncpg.Connection) -> date | None:
     return day
 
 
-async def open_carries(conn: asyncpg.Connection) -> list[Settlement]:
-    """Settlements whose shortfall no later settlement has netted yet (locked)."""
+async def open_carries(
+    conn: asyncpg.Connection, groups: Sequence[tuple[str, str]]
+) -> list[Settlement]:
+    """The shortfalls of these (merchant, currency) that no later settlement has netted yet
+    (locked)."""
     rows = await conn.fetch(
-        f"SELECT {_COLUMNS} FROM merchants.settlements "
-        "WHERE status = 'carried_over' AND carried_into IS NULL ORDER BY id FOR UPDATE"
+        f"""
+        SELECT {_COLUMNS} FROM merchants.settlements s
+        WHERE s.status = 'carried_over' AND s.carried_into IS NULL
+          AND s.merchant_id = ANY($2::text[])
+          AND EXISTS (SELECT 1 FROM jsonb_array_elements($1::jsonb) AS g
+                      WHERE g->>0 = s.merchant_id AND g->>1 = s.currency)
+        ORDER BY s.id FOR UPDATE
+        """,
+        list(groups),
+        sorted({merchant for merchant, _ in groups}),
     )
     return [_settlement(r) for r in rows]
 

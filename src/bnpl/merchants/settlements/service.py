@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
@@ -123,7 +123,7 @@ async def settle_day(conn: asyncpg.Connection, day: date, now: datetime) -> list
     start, end = period(day)
     groups = await repo.unsettled_groups(conn, end)
     ids = {group: new_id("stl") for group in sorted(groups)}
-    carries = [c for c in await repo.open_carries(conn) if (c.merchant_id, c.currency) in ids]
+    carries = await repo.open_carries(conn, list(ids))
     await repo.claim_items(conn, ids, end)
     await repo.insert_items(
         conn,
@@ -278,8 +278,13 @@ async def record_payout(
     elif answer.paid:
         assert answer.reference is not None
         await repo.mark_paid(conn, sent.id, answer.reference, now)
-        paid = await repo.get(conn, sent.id)
-        assert paid is not None
+        paid = replace(
+            current,
+            status=SettlementStatus.PAID,
+            paid_at=now,
+            payout_reference=answer.reference,
+            payout_failure=None,
+        )
         await ledger.post_many(conn, [payout_posting(paid)], at=now)
         await publish_many(conn, [_event(PAID, paid)])
         await audit.record_many(
