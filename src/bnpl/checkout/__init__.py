@@ -11,7 +11,9 @@ import asyncpg
 
 from bnpl import ledger, merchants
 from bnpl.checkout import repository
+from bnpl.checkout.domain import CheckoutStatus
 from bnpl.checkout.jobs import ExpireAuthorizations, ExpireOpenCheckouts, ResumeConfirmations
+from bnpl.checkout.repository import captured_after_expiry as late_captures
 from bnpl.runtime import Runtime
 
 __all__ = ["register"]
@@ -38,8 +40,29 @@ async def _merchant_payable_matches(conn: asyncpg.Connection) -> ledger.CheckRes
     return ledger.CheckResult(not wrong, "; ".join(wrong) or "merchant payable reconciles")
 
 
+async def _authorizations_settled(conn: asyncpg.Connection) -> ledger.CheckResult:
+    """merchant_authorized holds exactly the amount of each checkout still `authorized`: a
+    captured, voided or expired checkout keeps no balance there (its plan's authorization
+    entry references the plan; the capture, release, void or expiry the checkout), and no
+    checkout was captured once its authorization had expired."""
+    held = await ledger.balances_by_reference(conn, ledger.Account.MERCHANT_AUTHORIZED)
+    wrong = []
+    for row in await repository.financed(conn):
+        balance = held.pop(row["id"], 0) + held.pop(row["plan_id"], 0)
+        expected = row["amount"] if row["status"] == CheckoutStatus.AUTHORIZED else 0
+        if balance != expected:
+            wrong.append(f"{row['id']} ({row['status']}): {balance} vs {expected}")
+    wrong += [f"{reference} (no checkout): {balance}" for reference, balance in held.items()]
+    wrong += [f"{c} captured after its authorization expired" for c in await late_captures(conn)]
+    if wrong:
+        shown = "; ".join(wrong[:5]) + (f" and {len(wrong) - 5} more" if len(wrong) > 5 else "")
+        return ledger.CheckResult(False, f"merchant_authorized left over: {shown}")
+    return ledger.CheckResult(True, "merchant_authorized holds exactly the open authorizations")
+
+
 def register(rt: Runtime) -> None:
     rt.scheduler.register(ExpireOpenCheckouts())
     rt.scheduler.register(ExpireAuthorizations())
     rt.scheduler.register(ResumeConfirmations(rt))
     ledger.register_check("checkout.merchant_payable", _merchant_payable_matches)
+    ledger.register_check("checkout.authorizations_settled", _authorizations_settled)

@@ -185,6 +185,23 @@ async def next_due(conn: asyncpg.Connection, column: str, status: str) -> dateti
     return due
 
 
+async def financed(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    """(id, plan_id, status, amount) of every checkout that got a plan (ledger invariant)."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        "SELECT id, plan_id, status, amount FROM checkout.checkouts WHERE plan_id IS NOT NULL"
+    )
+    return rows
+
+
+async def captured_after_expiry(conn: asyncpg.Connection) -> list[str]:
+    """Checkouts captured after their authorization had expired (a ledger invariant)."""
+    rows = await conn.fetch(
+        "SELECT id FROM checkout.checkouts WHERE captured_at >= authorization_expires_at "
+        "ORDER BY id LIMIT 5"
+    )
+    return [r["id"] for r in rows]
+
+
 async def merchant_payable_expected(conn: asyncpg.Connection) -> dict[str, int]:
     """Per currency: captured - refunded - fees over all checkouts (ledger invariant)."""
     rows = await conn.fetch(

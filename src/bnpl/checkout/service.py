@@ -430,7 +430,12 @@ async def capture(
     at: datetime,
 ) -> Checkout:
     checkout = await _merchants_checkout(conn, checkout_id, merchant_id)
-    if checkout.status is not CheckoutStatus.AUTHORIZED:
+    # An authorization past its expiry is refused even before the expiry job has run (the
+    # row lock orders this against that job, whichever comes first).
+    expires_at = checkout.authorization_expires_at
+    if checkout.status is not CheckoutStatus.AUTHORIZED or (
+        expires_at is not None and expires_at <= at
+    ):
         raise conflict("checkout_not_authorized", "Only an authorized checkout can be captured.")
     captured = checkout.amount if amount is None else amount
     if captured > checkout.amount:
@@ -487,9 +492,11 @@ async def cancel_authorization(
         kind=f"checkout.{status.value}",
         reference_id=checkout.id,
         currency=checkout.currency,
-        lines=ledger.release_authorization(
-            applied_to_plan=cancellation.unpaid_principal_released,
-            refunded_to_consumer=cancellation.paid_by_consumer,
+        lines=ledger.cancellation(
+            released_principal=cancellation.unpaid_principal_released,
+            paid_principal=cancellation.paid_principal,
+            paid_interest=cancellation.paid_interest,
+            paid_fees=cancellation.paid_fees,
         ),
         at=at,
         consumer_id=checkout.consumer_id,

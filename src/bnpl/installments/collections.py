@@ -117,11 +117,16 @@ def interest_falling_due(
 
 
 async def accrue_due_interest(
-    conn: asyncpg.Connection, record: PlanRecord, at: datetime, also: Sequence[int] = ()
+    conn: asyncpg.Connection,
+    record: PlanRecord,
+    at: datetime,
+    also: Sequence[int] = (),
+    *,
+    through: date | None = None,
 ) -> PlanRecord:
-    """Book the interest of installments that fell due (or are being paid early) once; the
-    updated record (its version went up)."""
-    booked, seqs, entry = interest_falling_due(record, at.date(), also)
+    """Book the interest of installments that fell due by `through` (default: `at`'s day),
+    or are being paid early, once; the updated record (its version went up)."""
+    booked, seqs, entry = interest_falling_due(record, through or at.date(), also)
     if entry is None:
         return record
     await repository.mark_accrued_many(conn, [(record.id, record.consumer_id, s) for s in seqs])
@@ -226,17 +231,20 @@ async def settle_claim(
     """Record one charge's outcome on the payment and the plan (None: the breaker was open)."""
     record = await repository.lock_plan(conn, claim.plan_id)
     assert record is not None
-    # Interest that fell due is booked now if the claim did not (a batch claim leaves it to
-    # the settling, which books it with the payment), whatever the gateway answered; not on
-    # a plan closed meanwhile (a charged-off plan's receivables are written off).
-    if record.status in OPEN_STATUSES:
-        record = await accrue_due_interest(conn, record, now)
     payment = await payments.get_payment(conn, claim.payment.id, with_attempts=False)
     assert payment is not None
-    # From the payment itself, so a payoff resumed after a crash is still applied as one.
+    # From the payment itself, so a payoff resumed after a crash is still applied as one, and
+    # as of the day it was quoted and charged (it may settle after a due date has passed).
     kind: Literal["installment", "prepayment"] = (
         "prepayment" if payment.kind is payments.PaymentKind.PREPAYMENT else "installment"
     )
+    as_of = payment.created_at.date() if kind == "prepayment" else None
+    # Interest that fell due is booked now if the claim did not (a batch claim leaves it to
+    # the settling, which books it with the payment), whatever the gateway answered; not on
+    # a plan closed meanwhile (a charged-off plan's receivables are written off). A payoff
+    # books only what was due when it was quoted: later interest is what it waives.
+    if record.status in OPEN_STATUSES:
+        record = await accrue_due_interest(conn, record, now, through=as_of)
     if payment.status is not payments.PaymentStatus.PROCESSING:
         return payment.status  # already settled by another worker (same key, same answer)
     if record.collection_payment_id != payment.id:
@@ -252,7 +260,7 @@ async def settle_claim(
     if settlement.succeeded:
         status = await _settle(conn, record, payment, settlement, now)
         await _save_collection(conn, cleared)
-        await apply_collected(conn, rt, cleared, payment, now, kind=kind)
+        await apply_collected(conn, rt, cleared, payment, now, kind=kind, as_of=as_of)
         return status
 
     if not claim.autopay:
@@ -269,6 +277,13 @@ async def settle_claim(
         ):
             # A retry was waiting for a later day: it keeps its day.
             await _save_collection(conn, replanned._replace(collection_due_at=resume))
+        return status
+
+    if record.payment_method_id != payment.payment_method_id:
+        # The consumer set a new card while this charge of the old one was in flight: the
+        # decline says nothing of the new card, which is attempted at once (DOMAIN.md).
+        status = await _settle(conn, record, payment, settlement, now)
+        await _save_collection(conn, cleared._replace(collection_due_at=now))
         return status
 
     retry_at = None
@@ -332,13 +347,17 @@ async def apply_collected(
     now: datetime,
     *,
     kind: Literal["installment", "prepayment"],
+    as_of: date | None = None,
 ) -> None:
-    """Apply a succeeded charge to the plan and book it; pay back what the plan didn't owe."""
+    """Apply a succeeded charge to the plan and book it; pay back what the plan didn't owe.
+    `as_of`: the day a prepayment was quoted (see `apply_payment`)."""
     if record.status not in OPEN_STATUSES:
         applied_principal = 0
         unapplied = payment.amount  # the plan closed meanwhile (refund, void): pay it back
     else:
-        application = await apply_payment(conn, record.id, payment.amount, at=now, kind=kind)
+        application = await apply_payment(
+            conn, record.id, payment.amount, at=now, kind=kind, as_of=as_of
+        )
         applied_principal = application.principal
         unapplied = application.unapplied
         if application.amount - unapplied:
@@ -541,6 +560,17 @@ async def collect_plan_now(rt: Runtime, plan_id: str, now: datetime) -> None:
 # --------------------------------------------------------------------------- late fees
 
 
+async def charge_in_flight(conn: asyncpg.Connection, record: PlanRecord) -> bool:
+    """Whether a charge of the plan (autopay or the consumer's own payment) has been sent
+    and not yet settled. Late fees and charge-offs wait for it: the charge was made before
+    them and may pay what they are for. (The scheduler retries them once it has settled, or
+    once its lease runs out and the collection run resumes it.)"""
+    if record.collection_payment_id is None:
+        return False
+    current = await payments.get_payment(conn, record.collection_payment_id, with_attempts=False)
+    return current is not None and current.status is payments.PaymentStatus.PROCESSING
+
+
 @dataclass
 class AssessLateFees:
     """`installments.assess_late_fees`: an installment unpaid `grace` days after its due
@@ -559,11 +589,15 @@ class AssessLateFees:
 
     async def run_due(self, db: Database, now: datetime, limit: int) -> int:
         cutoff = now.date() - timedelta(days=self.grace_days)
+        assessed = 0
         async with db.transaction() as conn:
             plan_ids = await repository.claim_plans_with_unpaid_due(conn, cutoff, limit)
             for plan_id in plan_ids:
                 record = await repository.lock_plan(conn, plan_id)
                 assert record is not None
+                if await charge_in_flight(conn, record):
+                    continue  # it may pay the installment: assessed once it has settled
+                assessed += 1
                 record = await accrue_due_interest(conn, record, now)
                 assessment = assess_late_fees(
                     record.installments,
@@ -576,7 +610,7 @@ class AssessLateFees:
                 )
                 status = plan_status_for(assessment.installments, record.status)
                 await save_assessment(conn, record, assessment, status, now)
-        return len(plan_ids)
+        return assessed
 
 
 @dataclass
@@ -592,6 +626,7 @@ class ChargeOff:
             return await repository.earliest(conn, "charge_off_at", [PlanStatus.DELINQUENT.value])
 
     async def run_due(self, db: Database, now: datetime, limit: int) -> int:
+        charged_off = 0
         async with db.transaction() as conn:
             plan_ids = await repository.claim_plans(
                 conn, "charge_off_at", now, limit, [PlanStatus.DELINQUENT.value]
@@ -599,6 +634,9 @@ class ChargeOff:
             for plan_id in plan_ids:
                 record = await repository.lock_plan(conn, plan_id)
                 assert record is not None
+                if await charge_in_flight(conn, record):
+                    continue  # it may bring the plan back: decided once it has settled
+                charged_off += 1
                 record = await accrue_due_interest(conn, record, now)
                 if record.collection_payment_id:
                     current = await payments.get_payment(conn, record.collection_payment_id)
@@ -609,4 +647,4 @@ class ChargeOff:
                         await payments.cancel(conn, current.id, at=now)
                 principal = await charge_off(conn, record, now)
                 await _release(self.rt, conn, record, principal)
-        return len(plan_ids)
+        return charged_off

@@ -386,24 +386,32 @@ async def create_plan(
 # --------------------------------------------------------------------------- payments
 
 
-def _allocate(record: PlanRecord, amount: int, kind: PaymentKind, today: date) -> PaymentAllocation:
+def _allocate(record: PlanRecord, amount: int, kind: PaymentKind, as_of: date) -> PaymentAllocation:
     if kind == "prepayment":
-        payoff = payoff_amount(record.installments, today)
+        payoff = payoff_amount(record.installments, as_of)
         if 0 < payoff <= amount:
-            settled = pay_off(record.installments, today)
+            settled = pay_off(record.installments, as_of)
             return replace(settled, unapplied=amount - payoff)
     return allocate_payment(record.installments, amount)
 
 
 async def apply_payment(
-    conn: asyncpg.Connection, plan_id: str, amount: int, *, at: datetime, kind: PaymentKind
+    conn: asyncpg.Connection,
+    plan_id: str,
+    amount: int,
+    *,
+    at: datetime,
+    kind: PaymentKind,
+    as_of: date | None = None,
 ) -> PaymentApplication:
     """Apply a payment the consumer made (the charge already succeeded) to the plan.
 
     ``installment`` and ``down_payment`` go to the oldest unpaid installment first, and
     within one to fees, then interest, then principal. ``prepayment`` of at least the
     payoff amount (``payoff_quote``) settles the plan, waiving the interest of
-    installments not yet due; a smaller prepayment is applied like ``installment``.
+    installments not yet due; a smaller prepayment is applied like ``installment``. ``as_of``
+    is the day the prepayment was quoted and charged (default: ``at``'s day): a charge that
+    settles later, after a due date passed, is still the payoff it was when it was made.
 
     Installments settled become ``paid`` (``installment.paid`` each); a plan with nothing
     left to pay becomes ``paid_off`` (``plan.paid_off``); a delinquent plan with no late
@@ -420,7 +428,7 @@ async def apply_payment(
     record = await _locked(conn, plan_id)
     if kind == "down_payment" and not record.kind.has_down_payment:
         raise ValueError(f"a {record.kind} plan has no down payment")
-    allocation = _allocate(record, amount, kind, at.date())
+    allocation = _allocate(record, amount, kind, as_of or at.date())
     status = plan_status_for(allocation.installments, record.status)
     _, plan = await _save(conn, record, allocation.installments, status, at)
 

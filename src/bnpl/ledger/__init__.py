@@ -7,7 +7,8 @@ The facade other contexts use:
   audit record: the calling use case audits the money movement it makes.
 - the recipes (`authorization`, `consumer_payment`, `capture`, `refund`, ...) build the lines
   of every posting the platform makes; `Account` is the chart (see `bnpl.ledger.domain`).
-- `account_balance(conn, account, currency)` and `balances(conn)` read balances.
+- `account_balance(conn, account, currency)` and `balances(conn)` read balances;
+  `balances_by_reference(conn, account)` one account's balance per entry reference (checks).
 - `register_check(name, check)` adds an invariant to `GET /v1/ledger/verify`.
 
 Usage::
@@ -40,6 +41,7 @@ from bnpl.ledger.domain import (
     Side,
     apply_carried_over,
     authorization,
+    cancellation,
     capture,
     carry_negative_net,
     charge_off,
@@ -67,6 +69,7 @@ from bnpl.ledger.service import (
     Posting,
     account_balance,
     balances,
+    balances_by_reference,
     entries,
     entry,
     post,
@@ -92,6 +95,8 @@ __all__ = [
     "apply_carried_over",
     "authorization",
     "balances",
+    "balances_by_reference",
+    "cancellation",
     "capture",
     "carry_negative_net",
     "charge_off",

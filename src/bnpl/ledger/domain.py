@@ -53,7 +53,9 @@ merchant_payable     liability      credit Cr: a capture. Dr: the capture's fee,
 fee_revenue          revenue        credit Cr: the merchant fee of a capture (MDR + fixed fee).
                                            Never debited: fees are not returned on refunds.
 interest_revenue     revenue        credit Cr: an installment's interest falls due (accrual).
-late_fee_revenue     revenue        credit Cr: a late fee is charged.
+                                           Dr: interest the consumer paid is returned (a void
+                                           or an expired authorization cancels the plan).
+late_fee_revenue     revenue        credit Cr: a late fee is charged. Dr: returned (same).
 waived_interest      contra-revenue debit  Dr: due interest is waived (its installment is canceled
                                            by a refund).
 waived_fees          contra-revenue debit  Dr: an unpaid late fee is waived (same).
@@ -83,6 +85,7 @@ __all__ = [
     "Side",
     "apply_carried_over",
     "authorization",
+    "cancellation",
     "capture",
     "carry_negative_net",
     "charge_off",
@@ -400,6 +403,35 @@ def release_authorization(*, applied_to_plan: int, refunded_to_consumer: int) ->
     the consumer's card).
     """
     return _give_back(Account.MERCHANT_AUTHORIZED, applied_to_plan, refunded_to_consumer)
+
+
+def cancellation(
+    *, released_principal: int, paid_principal: int, paid_interest: int = 0, paid_fees: int = 0
+) -> list[Line]:
+    """Before capture: a void or an expired authorization cancels the plan, and everything
+    the consumer paid on it goes back to the card [checkout.voided, checkout.expired].
+
+    The merchant's whole authorization is released: Dr merchant_authorized (released +
+    paid principal) / Cr consumer_receivable released (the unpaid principal), Cr
+    gateway_clearing the paid principal. Interest and late fees the consumer paid are
+    returned too, as reversals of what they earned: Dr interest_revenue, Dr late_fee_revenue
+    / Cr gateway_clearing.
+    """
+    lines = release_authorization(
+        applied_to_plan=released_principal, refunded_to_consumer=paid_principal
+    )
+    returned = _part(paid_interest, "paid_interest") + _part(paid_fees, "paid_fees")
+    if returned:
+        lines += [
+            Line(account, Side.DEBIT, amount)
+            for account, amount in (
+                (Account.INTEREST_REVENUE, paid_interest),
+                (Account.LATE_FEE_REVENUE, paid_fees),
+            )
+            if amount
+        ]
+        lines.append(credit(Account.GATEWAY_CLEARING, returned))
+    return lines
 
 
 def refund(*, applied_to_plan: int, refunded_to_consumer: int) -> list[Line]:

@@ -239,6 +239,26 @@ async def account_totals_for(
     return int(row["debits"]), int(row["credits"])
 
 
+async def totals_by_reference(conn: asyncpg.Connection, account: str) -> list[asyncpg.Record]:
+    """(reference_id, debits, credits) of one account, per entry reference, where they differ
+    (a reference whose entries net to zero on the account is left out)."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        """
+        SELECT e.reference_id,
+               coalesce(sum(l.amount) FILTER (WHERE l.side = 'debit'), 0)::bigint AS debits,
+               coalesce(sum(l.amount) FILTER (WHERE l.side = 'credit'), 0)::bigint AS credits
+        FROM ledger.lines l
+        JOIN ledger.entries e ON e.id = l.entry_id
+        WHERE l.account = $1
+        GROUP BY e.reference_id
+        HAVING coalesce(sum(l.amount) FILTER (WHERE l.side = 'debit'), 0)
+            <> coalesce(sum(l.amount) FILTER (WHERE l.side = 'credit'), 0)
+        """,
+        account,
+    )
+    return rows
+
+
 # --------------------------------------------------------------------------- reading entries
 
 

@@ -228,6 +228,16 @@ async def account_balance(
     return signed_balance(chart, debits, credits)
 
 
+async def balances_by_reference(conn: asyncpg.Connection, account: Account | str) -> dict[str, int]:
+    """The balance `account` carries for each entry reference (signed by its normal side),
+    for the references where it is not zero. Summed over the whole journal: for checks."""
+    chart = Account(account)
+    rows = await repository.totals_by_reference(conn, chart.value)
+    return {
+        r["reference_id"]: signed_balance(chart, int(r["debits"]), int(r["credits"])) for r in rows
+    }
+
+
 # --------------------------------------------------------------------------- entries
 
 

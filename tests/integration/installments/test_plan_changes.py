@@ -191,6 +191,28 @@ async def test_payments_go_to_interest_then_principal_and_payoff_waives_future_i
     assert (await read(rt, plan.id)).status is PlanStatus.PAID_OFF
 
 
+async def test_a_payoff_applied_after_a_due_date_is_allocated_as_of_its_quote(
+    rt: Runtime, parties: Parties
+) -> None:
+    plan = await _monthly_6(rt, parties)
+    quoted = date(2026, 2, 27)  # the day before #1 falls due: every installment is future
+    async with rt.db.connection() as conn:
+        quote = await installments.payoff_quote(conn, plan.id, quoted)
+    assert quote is not None and quote.amount == 50_001
+
+    # Settled on March 2: as of then the payoff would owe #1's interest too, but the charge
+    # was made (and its amount fixed) on the day of the quote.
+    late = datetime(2026, 3, 2, 0, 5, tzinfo=UTC)
+    async with rt.db.transaction() as conn:
+        payoff = await installments.apply_payment(
+            conn, plan.id, quote.amount, at=late, kind="prepayment", as_of=quoted
+        )
+    assert (payoff.principal, payoff.interest, payoff.unapplied) == (50_001, 0, 0)
+    assert payoff.waived_interest == 833 + 700 + 564 + 427 + 287 + 145
+    assert payoff.plan.status is PlanStatus.PAID_OFF
+    assert [i.interest for i in payoff.plan.installments] == [0] * 6
+
+
 # --------------------------------------------------------------------------- refunds
 
 

@@ -25,6 +25,7 @@ from bnpl.ledger.domain import (
     Side,
     apply_carried_over,
     authorization,
+    cancellation,
     capture,
     carry_negative_net,
     charge_off,
@@ -243,6 +244,25 @@ def test_release_and_refund_split_applied_and_refunded() -> None:
     )
     assert refund(applied_to_plan=0, refunded_to_consumer=2_500) == lines(
         (A.MERCHANT_PAYABLE, DR, 2_500), (A.GATEWAY_CLEARING, CR, 2_500)
+    )
+
+
+def test_cancellation_returns_paid_interest_and_fees_as_reversals() -> None:
+    # Monthly plan of 60,000: installment 1 paid early (9,393 principal + 1,500 interest),
+    # then voided: the whole authorization is released, everything paid goes back.
+    assert cancellation(
+        released_principal=50_607, paid_principal=9_393, paid_interest=1_500, paid_fees=700
+    ) == lines(
+        (A.MERCHANT_AUTHORIZED, DR, 60_000),
+        (A.CONSUMER_RECEIVABLE, CR, 50_607),
+        (A.GATEWAY_CLEARING, CR, 9_393),
+        (A.INTEREST_REVENUE, DR, 1_500),
+        (A.LATE_FEE_REVENUE, DR, 700),
+        (A.GATEWAY_CLEARING, CR, 2_200),
+    )
+    # Nothing paid: the plain release of the authorization.
+    assert cancellation(released_principal=40_000, paid_principal=0) == lines(
+        (A.MERCHANT_AUTHORIZED, DR, 40_000), (A.CONSUMER_RECEIVABLE, CR, 40_000)
     )
 
 
