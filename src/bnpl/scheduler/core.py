@@ -1,4 +1,10 @@
-"""The scheduler loop and the sandbox's "advance the clock" procedure."""
+"""The scheduler loop and the sandbox's "advance the clock" procedure.
+
+In the background, each registered work runs in a task of its own (run its due items until
+less than a batch is left, sleep `interval`, again), so a work that is slow for a while (a
+webhook run waiting on slow receivers) delays no other; one loop refreshes the platform clock
+every `interval`. `advance_to` and `run_due` run every work in turn, to completion.
+"""
 
 from __future__ import annotations
 
@@ -41,6 +47,7 @@ class Scheduler:
     _task: asyncio.Task[None] | None = None
     _running: bool = False
     _advance_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _work_tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
 
     def register(self, work: DueWork) -> None:
         if any(w.name == work.name for w in self.works):
@@ -60,14 +67,39 @@ class Scheduler:
             self._task = None
 
     async def _loop(self) -> None:
+        """Refresh the clock every interval; start a task for each work (also for one
+        registered after `start`) once the clock has been read."""
+        try:
+            while self._running:
+                try:
+                    async with self.db.connection() as conn:
+                        await self.clock.refresh(conn)
+                except Exception:
+                    log.exception("scheduler clock refresh failed")
+                for work in self.works:
+                    if work.name not in self._work_tasks:
+                        self._work_tasks[work.name] = asyncio.create_task(
+                            self._work_loop(work), name=f"scheduler:{work.name}"
+                        )
+                await asyncio.sleep(self.interval)
+        finally:
+            tasks = list(self._work_tasks.values())
+            self._work_tasks.clear()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _work_loop(self, work: DueWork) -> None:
+        """One work, on its own: what is due, until less than a batch is left; then a pause.
+        While the sandbox clock is being advanced, `advance_to` runs the works instead."""
         while self._running:
             try:
-                async with self.db.connection() as conn:
-                    await self.clock.refresh(conn)
-                if not self._advance_lock.locked():
-                    await self.run_due(self.clock.now())
+                while not self._advance_lock.locked():
+                    done = await work.run_due(self.db, self.clock.now(), self.batch_size)
+                    if done < self.batch_size:
+                        break
             except Exception:
-                log.exception("scheduler cycle failed")
+                log.exception("scheduled work failed", extra={"work": work.name})
             await asyncio.sleep(self.interval)
 
     async def run_due(self, now: datetime) -> int:

@@ -9,9 +9,11 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
 from standardwebhooks import Webhook
 
 from bnpl.merchants.webhooks import repository as jobs
+from bnpl.merchants.webhooks import service as webhooks_service
 from tests.e2e.collections.helpers import advance, purchase
 from tests.support import Api, MerchantHandle, assert_problem, http_answer, http_server
 
@@ -197,6 +199,9 @@ async def test_an_unreachable_endpoint_records_no_status_code(quiet_api: Api) ->
     await advance(api, "PT1S")
     [row] = await deliveries(api, shop, hook["id"])
     assert row["status_code"] is None and row["error"]
+    # Its retries would fall due during the next tests (which claim jobs by hand).
+    r = await api.client.delete(f"/v1/webhook_endpoints/{hook['id']}", headers=shop.headers)
+    assert r.status_code == 204
 
 
 async def test_redelivery_and_deletion(quiet_api: Api) -> None:
@@ -255,6 +260,10 @@ async def test_urls_and_event_types_are_checked(quiet_api: Api) -> None:
         "https://169.254.169.254/latest",
         "https://[::1]/hooks",
         "https://192.168.1.1:8443/x",
+        "https://[::7f00:1]/",
+        "https://[64:ff9b::7f00:1]/",
+        "https://[2002:7f00:1::1]/",
+        "https://[fec0::1]/",
         "not a url",
     ):
         r = await api.client.post(
@@ -269,9 +278,17 @@ async def test_urls_and_event_types_are_checked(quiet_api: Api) -> None:
         )
         assert r.status_code in (400, 422), r.text
         assert r.headers["content-type"].startswith("application/problem+json")
-    # A name that does not resolve now is accepted; it is checked again before each delivery.
-    hook = await endpoint(api, shop, "https://hooks.shop.invalid/x", ["settlement.paid"])
-    assert json.loads(json.dumps(hook))["url"] == "https://hooks.shop.invalid/x"
+    # A name that does not resolve is refused exactly as one that resolves to a private
+    # address, and the answer never shows an address (no oracle for internal names).
+    refusals = []
+    for url in ("https://hooks.shop.invalid/x", "https://10.0.0.5/x", "https://[::1]/x"):
+        r = await api.client.post(
+            "/v1/webhook_endpoints", json={"url": url, "events": ["*"]}, headers=shop.headers
+        )
+        problem = assert_problem(r, 422, "invalid_webhook_url")
+        assert "10.0.0.5" not in r.text and "::1" not in r.text, problem
+        refusals.append((problem["detail"], problem["errors"]))
+    assert refusals[0] == refusals[1] == refusals[2]
     assert_problem(
         await api.client.post(
             "/v1/webhook_endpoints",
@@ -304,3 +321,50 @@ async def test_a_delivery_whose_worker_died_is_sent_when_its_lease_runs_out(
     assert event["id"] == job.event_id
     [row] = await deliveries(api, shop, hook["id"])
     assert (row["attempt"], row["status_code"]) == (1, 200)
+
+
+async def test_what_a_merchant_sees_never_tells_what_a_name_resolves_to(
+    quiet_api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An endpoint's name that later resolves to a private address, or no longer resolves,
+    is not called; both attempts read the same to the merchant, with no address in them
+    (the resolver is the one piece replaced: the test machine has no public DNS)."""
+    api = quiet_api
+    shop = await api.active_merchant()
+    answers = {"hooks.shop.example": ["93.184.215.14"], "gone.shop.example": ["93.184.215.14"]}
+
+    async def resolve(host: str, port: int) -> list[str]:
+        return answers.get(host, [])
+
+    monkeypatch.setattr(webhooks_service, "_resolve", resolve)
+    # A private answer at creation reads the same as no answer at all.
+    refused = []
+    for host, addresses in (("internal.shop.example", ["10.0.0.5"]), ("nx.shop.example", [])):
+        answers[host] = addresses
+        r = await api.client.post(
+            "/v1/webhook_endpoints",
+            json={"url": f"https://{host}/in", "events": ["*"]},
+            headers=shop.headers,
+        )
+        problem = assert_problem(r, 422, "invalid_webhook_url")
+        assert "10.0.0.5" not in r.text
+        refused.append((problem["detail"], problem["errors"]))
+    assert refused[0] == refused[1]
+
+    rebound = await endpoint(api, shop, "https://hooks.shop.example/in", ["checkout.created"])
+    gone = await endpoint(api, shop, "https://gone.shop.example/in", ["checkout.created"])
+    answers["hooks.shop.example"] = ["10.0.0.5"]  # rebound to a private address
+    answers["gone.shop.example"] = []  # no longer resolves
+    r = await api.client.post(
+        "/v1/checkouts", json={"amount": 5_000, "currency": "USD"}, headers=shop.headers
+    )
+    assert r.status_code == 201
+    await advance(api, "PT1S")
+    [private] = await deliveries(api, shop, rebound["id"])
+    [missing] = await deliveries(api, shop, gone["id"])
+    assert private["status_code"] is None and missing["status_code"] is None
+    assert private["error"] and private["error"] == missing["error"]
+    assert "10.0.0.5" not in private["error"] and "resolve" not in private["error"]
+    for hook in (rebound, gone):  # nothing more is tried after this test
+        r = await api.client.delete(f"/v1/webhook_endpoints/{hook['id']}", headers=shop.headers)
+        assert r.status_code == 204

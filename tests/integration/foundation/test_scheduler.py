@@ -4,6 +4,7 @@ due time, hands out each item once across workers, and the clock only moves forw
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 import asyncpg
@@ -143,6 +144,91 @@ async def test_the_scheduler_loop_runs_work_that_falls_due(db: Database) -> None
     finally:
         await scheduler.stop()
     assert [r["name"] for r in await runs(db)] == ["now"]
+
+
+class Stuck:
+    """Due work whose run does not end until released (a webhook run on slow receivers)."""
+
+    name = "probe.stuck"
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.runs = 0
+
+    async def next_due_at(self, db: Database) -> datetime | None:
+        return None
+
+    async def run_due(self, db: Database, now: datetime, limit: int) -> int:
+        self.runs += 1
+        await self.release.wait()
+        return 0
+
+
+class Failing:
+    """Due work whose every run fails."""
+
+    name = "probe.failing"
+
+    def __init__(self) -> None:
+        self.runs = 0
+
+    async def next_due_at(self, db: Database) -> datetime | None:
+        return None
+
+    async def run_due(self, db: Database, now: datetime, limit: int) -> int:
+        self.runs += 1
+        raise RuntimeError("this work always fails")
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], within: float = 5.0) -> bool:
+    for _ in range(int(within / 0.02)):
+        if await check():
+            return True
+        await asyncio.sleep(0.02)
+    return False
+
+
+async def test_the_loop_runs_each_work_on_its_own(db: Database) -> None:
+    """A work stuck in a run (or failing) delays neither the others nor the clock refresh."""
+    clock = Clock()
+    async with db.connection() as conn:
+        await clock.refresh(conn)
+    scheduler = Scheduler(db, clock, PostgresBus(db), interval=0.05, batch_size=7)
+    stuck, failing = Stuck(), Failing()
+    scheduler.register(stuck)  # first: a loop that runs the works in turn is held up here
+    scheduler.register(failing)
+    scheduler.register(DueItems(clock))
+    await scheduler.start()
+    try:
+        await add_item(db, "first", clock.now() - timedelta(seconds=1))
+
+        async def ran(count: int) -> bool:
+            return len(await runs(db)) == count
+
+        assert await eventually(lambda: ran(1)), "a stuck work held up the others"
+        await add_item(db, "second", clock.now() - timedelta(seconds=1))
+        assert await eventually(lambda: ran(2))
+        assert stuck.runs == 1  # still in its first run
+        assert failing.runs >= 2  # its failures are logged and it runs again
+
+        # Another process moves the clock: this one follows within an interval or so.
+        other = Clock()
+        async with db.connection() as conn:
+            moved = await other.move_to(conn, other.now() + timedelta(days=2))
+
+        async def followed() -> bool:
+            return clock.now() >= moved
+
+        assert await eventually(followed), "the clock was not refreshed"
+        stuck.release.set()
+
+        async def ran_again() -> bool:
+            return stuck.runs >= 2
+
+        assert await eventually(ran_again)  # released, it goes on looping on its own
+    finally:
+        await scheduler.stop()
+    assert [r["name"] for r in await runs(db)] == ["first", "second"]
 
 
 async def test_the_clock_only_moves_forward_and_is_shared(db: Database) -> None:

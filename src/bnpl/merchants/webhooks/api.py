@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
@@ -20,10 +20,28 @@ from bnpl.merchants.webhooks.schemas import (
 router = APIRouter(tags=["webhooks"])
 
 
-@router.post("/v1/webhook_endpoints", status_code=201, response_model=EndpointCreated)
+def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {
+        s: {"description": "Problem details", "content": {"application/problem+json": {}}}
+        for s in statuses
+    }
+
+
+@router.post(
+    "/v1/webhook_endpoints",
+    status_code=201,
+    response_model=EndpointCreated,
+    responses=_problems(409, 422),
+)
 async def create_endpoint(body: EndpointCreate, request: Request, merchant: MerchantP) -> Response:
     """Subscribe a url to event types (`*`: all). The signing secret is in this answer only
-    (an Idempotency-Key replay answers the same bytes; stored answers are encrypted)."""
+    (an Idempotency-Key replay answers the same bytes; stored answers are encrypted).
+
+    409 `endpoint_limit_reached`: the merchant already has 16 endpoints (delete one first).
+    422 `invalid_webhook_url`: not https (in sandbox mode, http to 127.0.0.1 or localhost
+    too), credentials in it, or a host that is not allowed (an address that is not public, or
+    a name that does not resolve to public addresses only; the answer does not say which).
+    """
     settings = runtime(request).settings
     async with command(request) as cmd:
         endpoint, secret = await service.create_endpoint(

@@ -19,8 +19,31 @@ from bnpl.kit.db import json_text
 SECRET_PREFIX: Final = "whsec_"
 WILDCARD: Final = "*"
 MAX_URL: Final = 2048
+MAX_ENDPOINTS: Final = 16  # a merchant's endpoints (not deleted) at most
 TIMEOUT_S: Final = 10.0  # an answer later than this is a failed attempt
 LOOPBACK_NAMES: Final = frozenset({"127.0.0.1", "localhost"})  # allowed in sandbox mode
+
+# All a merchant is told when a url's host may not receive webhooks, whatever the reason (an
+# address that is not public, a name that resolves to one, or a name that does not resolve):
+# never the address, and never which of these it was, so that the platform's resolver cannot
+# be used to learn what internal names exist or where they point.
+HOST_NOT_ALLOWED: Final = "the url's host is not allowed: webhooks go only to public addresses"
+
+_IPV4_MAPPED: Final = ipaddress.IPv6Network("::ffff:0:0/96")
+_IPV4_COMPATIBLE: Final = ipaddress.IPv6Network("::/96")  # deprecated (RFC 4291)
+_NAT64: Final = ipaddress.IPv6Network("64:ff9b::/96")  # well-known prefix (RFC 6052)
+_NAT64_LOCAL: Final = ipaddress.IPv6Network("64:ff9b:1::/48")  # local use (RFC 8215)
+_GLOBAL_UNICAST: Final = ipaddress.IPv6Network("2000::/3")
+# Inside 2000::/3 but not public; listed because older Pythons' `is_global` misses some.
+_NOT_PUBLIC_V6: Final = tuple(
+    ipaddress.IPv6Network(n)
+    for n in (
+        "2001::/23",  # IETF protocol assignments (Teredo, ORCHID, benchmarking...)
+        "2001:db8::/32",  # documentation
+        "3fff::/20",  # documentation (RFC 9637)
+    )
+)
+_SITE_LOCAL: Final = ipaddress.IPv6Network("fec0::/10")  # deprecated, still routed by some
 
 # After the first attempt, a failed delivery is tried again after each of these (Standard
 # Webhooks' schedule, stretched past 3 days): ten attempts over 75 hours and 35 minutes.
@@ -44,7 +67,7 @@ class InvalidWebhookUrl(ValueError):
 def check_url(url: str, *, sandbox: bool) -> SplitResult:
     """The url's parts if it may receive webhooks, judged on its text alone: https, or in
     sandbox mode http to 127.0.0.1 / localhost; no credentials in it; an IP literal must be a
-    public address (a name is checked by `blocked_address` once it is resolved)."""
+    public address (a name is checked by `host_refusal` once it is resolved)."""
     if len(url) > MAX_URL:
         raise InvalidWebhookUrl(f"the url is longer than {MAX_URL} characters")
     try:
@@ -68,17 +91,52 @@ def check_url(url: str, *, sandbox: bool) -> SplitResult:
         except ValueError:
             literal = None
         if literal is not None and is_blocked(literal):
-            raise InvalidWebhookUrl("the url points at a private, loopback or link-local address")
+            raise InvalidWebhookUrl(HOST_NOT_ALLOWED)
         if host == "localhost" or host.endswith(".localhost"):
-            raise InvalidWebhookUrl("the url points at a loopback address")
+            raise InvalidWebhookUrl(HOST_NOT_ALLOWED)
     return parts
 
 
-def is_blocked(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    """An address webhooks never go to: private, loopback, link-local and other non-public
-    ranges (an IPv4-mapped IPv6 address is judged as the IPv4 address it maps)."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> tuple[ipaddress.IPv4Address, ...]:
+    """The IPv4 addresses an IPv6 address carries, by which it may reach an IPv4 network:
+    IPv4-mapped and -compatible, NAT64, 6to4 (the relay's) and Teredo (server and client)."""
+    if any(address in n for n in (_IPV4_MAPPED, _IPV4_COMPATIBLE, _NAT64, _NAT64_LOCAL)):
+        # In the last 32 bits (for 64:ff9b:1::/48, its /96 form; that prefix is refused anyway).
+        return (ipaddress.IPv4Address(int(address) & 0xFFFF_FFFF),)
+    if address.sixtofour is not None:
+        return (address.sixtofour,)
+    if address.teredo is not None:
+        return address.teredo
+    return ()
+
+
+def is_blocked(address: Address) -> bool:
+    """An address webhooks never go to: private, loopback, link-local, carrier-grade NAT,
+    multicast, documentation and other non-public ranges.
+
+    An IPv6 address that carries an IPv4 address is refused when that IPv4 address is: an
+    IPv4-mapped (::ffff:0:0/96) or NAT64 (64:ff9b::/96) address is judged by it alone, a 6to4
+    address (2002::/16) by the relay's; Teredo (2001::/32) is refused in any case, being in
+    the IETF's protocol range. Any other IPv6 address must be global unicast (2000::/3) and
+    public: IPv4-compatible (::/96, deprecated), local-use NAT64 (64:ff9b:1::/48), site-local
+    (fec0::/10), unique-local, link-local, loopback and multicast addresses are refused.
+    """
+    if isinstance(address, ipaddress.IPv4Address):
+        return not address.is_global or address.is_multicast
+    embedded = _embedded_ipv4(address)
+    if any(is_blocked(v4) for v4 in embedded):
+        return True
+    if address in _IPV4_MAPPED or address in _NAT64:
+        return False  # it reaches the (public) IPv4 address it carries, and nothing else
+    if address not in _GLOBAL_UNICAST or address in _SITE_LOCAL:
+        return True
+    if address.sixtofour is not None:
+        return False  # 2002::/16 is 6to4 throughout; the IPv4 it carries is public
+    if any(address in network for network in _NOT_PUBLIC_V6):
+        return True
     return not address.is_global or address.is_multicast
 
 
@@ -90,6 +148,23 @@ def blocked_address(host: str, resolved: Iterable[str], *, sandbox: bool) -> str
         address = ipaddress.ip_address(text.split("%", 1)[0])
         if is_blocked(address):
             return text
+    return None
+
+
+def host_refusal(host: str, resolved: Sequence[str], *, sandbox: bool) -> str | None:
+    """Why webhooks must not go to `host`, which resolved to `resolved` (None: they may).
+
+    A host may receive only when it resolved to at least one address, all of them public (in
+    sandbox mode the two loopback names are let through). The reason is for the operators'
+    logs; the merchant is told `HOST_NOT_ALLOWED` whatever it is.
+    """
+    if not resolved:
+        return "it does not resolve"
+    if sandbox and host.lower() in LOOPBACK_NAMES:
+        return None
+    blocked = blocked_address(host, resolved, sandbox=sandbox)
+    if blocked is not None:
+        return f"it resolves to a non-public address ({blocked})"
     return None
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -25,6 +25,7 @@ class Job:
 
     id: int
     endpoint_id: str
+    merchant_id: str
     event_id: str
     event_type: str
     body: str
@@ -67,6 +68,22 @@ async def insert_endpoint(conn: asyncpg.Connection, endpoint: Endpoint) -> None:
         endpoint.secret_ciphertext,
         endpoint.created_at,
     )
+
+
+async def lock_and_count_endpoints(conn: asyncpg.Connection, merchant_id: str) -> int:
+    """How many endpoints (not deleted) the merchant has, counted under a lock of the
+    merchant's endpoints held until the transaction ends: two transactions adding an endpoint
+    for one merchant count one after the other, so together they cannot pass a cap."""
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended('merchants.webhook_endpoints:' || $1, 0))",
+        merchant_id,
+    )
+    count: int = await conn.fetchval(
+        "SELECT count(*) FROM merchants.webhook_endpoints "
+        "WHERE merchant_id = $1 AND deleted_at IS NULL",
+        merchant_id,
+    )
+    return count
 
 
 async def get_endpoint(
@@ -172,30 +189,64 @@ async def next_due(conn: asyncpg.Connection) -> datetime | None:
 
 
 async def claim_jobs(
-    conn: asyncpg.Connection, now: datetime, until: datetime, limit: int
+    conn: asyncpg.Connection,
+    now: datetime,
+    until: datetime,
+    limit: int,
+    *,
+    busy: Mapping[str, int] | None = None,
+    per_merchant: int | None = None,
 ) -> list[Job]:
-    """Due heads, leased until `until` (a job whose lease runs out is sent again)."""
+    """Due heads, leased until `until` (a job whose lease runs out is sent again), fairly
+    across merchants: each merchant's due heads are ranked by due time, and the lowest ranks
+    are taken first, so every merchant with something due gets its first job out before any
+    gets its second. `busy` counts the sends each merchant already has in flight (they count
+    as its first ranks); with `per_merchant`, no merchant gets more than that in flight.
+
+    The ranking reads a snapshot: the chosen rows are locked (`SKIP LOCKED`) in an outer
+    query that checks again that they are still pending and due, so a job that another
+    worker leased in between is left to it.
+    """
+    merchants = list(busy or {})
     rows = await conn.fetch(
         f"""
-        WITH due AS (
-            SELECT j.id FROM merchants.webhook_jobs j
+        WITH busy AS (
+            SELECT * FROM unnest($4::text[], $5::int[]) AS b(merchant_id, sends)
+        ), ranked AS (
+            SELECT j.id, j.next_attempt_at, coalesce(busy.sends, 0) + row_number() OVER (
+                PARTITION BY w.merchant_id ORDER BY j.next_attempt_at, j.id) AS slot
+            FROM merchants.webhook_jobs j
+            JOIN merchants.webhook_endpoints w ON w.id = j.endpoint_id
+            LEFT JOIN busy ON busy.merchant_id = w.merchant_id
             WHERE j.next_attempt_at <= $1 AND {_HEAD}
-            ORDER BY j.next_attempt_at, j.id LIMIT $3 FOR UPDATE OF j SKIP LOCKED
+              AND ($6::int IS NULL OR coalesce(busy.sends, 0) < $6)
+        ), chosen AS (
+            SELECT id FROM ranked WHERE $6::int IS NULL OR slot <= $6
+            ORDER BY slot, next_attempt_at, id LIMIT $3
+        ), locked AS (
+            SELECT j.id FROM merchants.webhook_jobs j
+            WHERE j.id IN (SELECT id FROM chosen)
+              AND j.status = 'pending' AND j.next_attempt_at <= $1
+            FOR UPDATE SKIP LOCKED
         )
         UPDATE merchants.webhook_jobs j SET next_attempt_at = $2
-        FROM due, merchants.webhook_endpoints w
-        WHERE j.id = due.id AND w.id = j.endpoint_id
-        RETURNING j.id, j.endpoint_id, j.event_id, j.event_type, j.body, j.attempts, w.url,
-                  w.secret_ciphertext
+        FROM locked, merchants.webhook_endpoints w
+        WHERE j.id = locked.id AND w.id = j.endpoint_id
+        RETURNING j.id, j.endpoint_id, w.merchant_id, j.event_id, j.event_type, j.body,
+                  j.attempts, w.url, w.secret_ciphertext
         """,
         now,
         until,
         limit,
+        merchants,
+        [busy[m] for m in merchants] if busy else [],
+        per_merchant,
     )
     return [
         Job(
             r["id"],
             r["endpoint_id"],
+            r["merchant_id"],
             r["event_id"],
             r["event_type"],
             r["body"],

@@ -8,8 +8,14 @@
    order) are leased and committed, then POSTed outside any transaction, signed as Standard
    Webhooks says, with a 10 s timeout and no redirects followed; each attempt is recorded.
    A 2xx answer delivers the job; anything else is tried again on `domain.RETRY_AFTER`'s
-   schedule (over three days), then the job has `failed`. A url that resolves to a
-   non-public address is never called (the attempt fails with the reason).
+   schedule (over three days), then the job has `failed`. A url whose host does not resolve,
+   or resolves to a non-public address, is never called (the attempt fails, saying only
+   that the host is not allowed; the operators' log says why).
+   Sends go out through a rolling window, not in batches: up to `IN_FLIGHT` at once, at most
+   `IN_FLIGHT_PER_MERCHANT` of them one merchant's, each recorded as soon as its answer
+   comes, and due jobs claimed fairly across merchants as slots free up (and every
+   `CLAIM_EVERY_S` while sends are in flight), so one merchant's slow receivers cannot hold
+   up another merchant's events.
 3. `POST /v1/events/{id}/redeliver` queues the event again for its endpoints.
 """
 
@@ -19,6 +25,7 @@ import asyncio
 import ipaddress
 import logging
 import socket
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Final
@@ -31,7 +38,7 @@ from pyreqwest.exceptions import PyreqwestError
 from bnpl.kit.clock import wall_now
 from bnpl.kit.crypto import field_cipher
 from bnpl.kit.db import Database
-from bnpl.kit.errors import not_found, unprocessable, validation_error
+from bnpl.kit.errors import conflict, not_found, unprocessable, validation_error
 from bnpl.kit.ids import new_id
 from bnpl.merchants.webhooks import domain
 from bnpl.merchants.webhooks import repository as repo
@@ -44,7 +51,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LEASE: Final = timedelta(seconds=60)  # longer than an attempt can take (10 s)
-IN_FLIGHT: Final = 32
+IN_FLIGHT: Final = 32  # sends one process has in flight at once
+IN_FLIGHT_PER_MERCHANT: Final = 4  # of which one merchant's, at most
+CLAIM_EVERY_S: Final = 0.2  # while sends are in flight, how often newly due jobs are claimed
 RESOLVE_TIMEOUT_S: Final = 2.0
 SUBSCRIBABLE: Final = PUBLIC_TYPES | {domain.WILDCARD}
 
@@ -98,20 +107,33 @@ async def create_endpoint(
     aes_key: bytes,
     at: datetime,
 ) -> tuple[Endpoint, str]:
-    """A new endpoint and its signing secret (shown once)."""
+    """A new endpoint and its signing secret (shown once); 409 `endpoint_limit_reached` when
+    the merchant already has `domain.MAX_ENDPOINTS`."""
     unknown = sorted(set(events) - SUBSCRIBABLE)
     if unknown:
         raise validation_error(f"unknown event types: {', '.join(unknown)}", "events")
     try:
         parts = domain.check_url(url, sandbox=sandbox)
         host = parts.hostname or ""
-        # A name that does not resolve now is accepted (it is checked again before each
-        # delivery); one that resolves to a non-public address is refused.
-        blocked = domain.blocked_address(host, await _resolve(host, _port(url)), sandbox=sandbox)
-        if blocked is not None:
-            raise domain.InvalidWebhookUrl(f"the url resolves to a non-public address ({blocked})")
+        # Only a host that resolves, to public addresses only, is accepted; a name that does
+        # not resolve is refused like one that resolves to a private address, with the same
+        # words, so that the answer tells nothing of the platform's internal names.
+        refusal = domain.host_refusal(host, await _resolve(host, _port(url)), sandbox=sandbox)
+        if refusal is not None:
+            log.info(
+                "webhook url refused",
+                extra={"merchant": merchant_id, "host": host, "reason": refusal},
+            )
+            raise domain.InvalidWebhookUrl(domain.HOST_NOT_ALLOWED)
     except domain.InvalidWebhookUrl as exc:
         raise unprocessable("invalid_webhook_url", str(exc), "url") from exc
+    # Counted under a lock of this merchant's endpoints: simultaneous creates queue here.
+    if await repo.lock_and_count_endpoints(conn, merchant_id) >= domain.MAX_ENDPOINTS:
+        raise conflict(
+            "endpoint_limit_reached",
+            f"A merchant has at most {domain.MAX_ENDPOINTS} webhook endpoints; "
+            "delete one to add another.",
+        )
     endpoint_id = new_id("whe")
     secret = domain.new_secret()
     endpoint = Endpoint(
@@ -231,29 +253,71 @@ class DeliverWebhooks:
             return await repo.next_due(conn)
 
     async def run_due(self, db: Database, now: datetime, limit: int) -> int:
-        done = 0
-        # Delivering a job can free the next of its chain: go on while there is work.
-        while done < limit:
-            async with db.transaction() as conn:
-                jobs = await repo.claim_jobs(conn, now, now + LEASE, min(IN_FLIGHT, limit - done))
-            if not jobs:
-                break
-            answers = await asyncio.gather(*(self._send(job) for job in jobs))
-            for job, answer in zip(jobs, answers, strict=True):
-                await self._record(db, job, answer, now)
-            done += len(jobs)
-        return done
+        """Send up to `limit` due jobs; return once every one claimed is sent and recorded.
+
+        A rolling window, not batches: up to `IN_FLIGHT` sends at once (of which at most
+        `IN_FLIGHT_PER_MERCHANT` one merchant's), each recorded as soon as its answer comes,
+        and more due jobs claimed, fairly across merchants, whenever a slot frees up and
+        every `CLAIM_EVERY_S` while sends are in flight, so a job that falls due meanwhile
+        (another merchant's new event) is not held up behind slow receivers. Business time
+        runs on from `now` as the run goes on; a job is recorded at the time it was claimed.
+        """
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        flying: dict[asyncio.Task[None], str] = {}  # send -> its merchant
+        claimed = 0
+        try:
+            while True:
+                room = min(IN_FLIGHT - len(flying), limit - claimed)
+                if room > 0:
+                    at = now + timedelta(seconds=loop.time() - started)
+                    async with db.transaction() as conn:
+                        jobs = await repo.claim_jobs(
+                            conn,
+                            at,
+                            at + LEASE,
+                            room,
+                            busy=Counter(flying.values()),
+                            per_merchant=IN_FLIGHT_PER_MERCHANT,
+                        )
+                    for job in jobs:
+                        flying[asyncio.create_task(self._deliver(db, job, at))] = job.merchant_id
+                    claimed += len(jobs)
+                if not flying:
+                    break  # nothing in flight and nothing (more) to claim
+                done, _ = await asyncio.wait(
+                    flying, timeout=CLAIM_EVERY_S, return_when=asyncio.FIRST_COMPLETED
+                )
+                for task in done:
+                    del flying[task]
+        finally:
+            # Cancelled or failed: what is still in flight is left to its lease (sent again).
+            for task in flying:
+                task.cancel()
+        return claimed
+
+    async def _deliver(self, db: Database, job: Job, at: datetime) -> None:
+        try:
+            answer = await self._send(job)
+        except Exception:
+            # Left to its lease: sent again once it runs out.
+            log.exception("sending a webhook failed", extra={"job": job.id})
+            return
+        await self._record(db, job, answer, at)
 
     async def _send(self, job: Job) -> Answer:
         parts = urlsplit(job.url)
         host = parts.hostname or ""
         sandbox = self.rt.settings.sandbox
         resolved = await _resolve(host, _port(job.url))
-        if not resolved:
-            return Answer(None, f"could not resolve {host}")
-        blocked = domain.blocked_address(host, resolved, sandbox=sandbox)
-        if blocked is not None:
-            return Answer(None, f"refused: {host} resolves to a non-public address ({blocked})")
+        refusal = domain.host_refusal(host, resolved, sandbox=sandbox)
+        if refusal is not None:
+            # The merchant reads the delivery's error: the same words whatever the reason.
+            log.warning(
+                "webhook not sent: host refused",
+                extra={"job": job.id, "endpoint": job.endpoint_id, "host": host, "reason": refusal},
+            )
+            return Answer(None, f"not sent: {domain.HOST_NOT_ALLOWED}")
         secret = field_cipher(self.rt.settings.aes_key).decrypt(
             job.secret_ciphertext, aad=job.endpoint_id
         )
