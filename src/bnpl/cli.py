@@ -124,6 +124,12 @@ def sandbox(host: Host = "127.0.0.1", port: Port = 8100) -> None:
     )
 
 
+# The purchase load generator (issue 13); registered last, the other commands are above.
+from bnpl.bench.cli import bench  # noqa: E402
+
+cli.command()(bench)
+
+
 def main() -> None:
     cli()
 

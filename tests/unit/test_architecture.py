@@ -45,7 +45,7 @@ CONTEXTS = frozenset(
 )
 INFRASTRUCTURE = frozenset({"kit", "messaging", "scheduler", "gateway", "providers"})
 ALLOWED_INFRASTRUCTURE_TO_CONTEXT = frozenset({("gateway", "audit")})
-COMPOSITION_ROOT = frozenset({"app", "bootstrap", "cli", "contexts"})
+COMPOSITION_ROOT = frozenset({"app", "bootstrap", "cli", "contexts", "bench"})
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ import asyncpg
 import redis.asyncio as aioredis
 
 from bnpl import identity
+from bnpl.credit import bulk as bulk  # sandbox seeding only (POST /v1/sandbox/seed)
 from bnpl.credit import handlers
 from bnpl.credit.accounts import (
     DEFAULT_CREDIT_LIMIT,

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 
+from bnpl.identity import bulk as bulk  # sandbox seeding only (POST /v1/sandbox/seed)
 from bnpl.identity import crypto, handlers, service
 from bnpl.identity import repository as repo
 from bnpl.identity.domain import KycStatus

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import asyncpg
 
 from bnpl import ledger, messaging
+from bnpl.merchants import bulk as bulk  # sandbox seeding only (POST /v1/sandbox/seed)
 from bnpl.merchants import handlers, service
 from bnpl.merchants.domain import PLAN_RANGES, MerchantConfig, MerchantStatus
 from bnpl.merchants.service import SettlementAccount

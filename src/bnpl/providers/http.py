@@ -8,6 +8,7 @@ request; aiohttp spent about 240 µs of CPU per call, pyreqwest 110-150 µs.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any, Literal
@@ -17,7 +18,7 @@ from pyreqwest.client import Client, ClientBuilder
 from pyreqwest.exceptions import PyreqwestError
 
 from bnpl.providers import Providers
-from bnpl.providers.bureau.base import BureauReport
+from bnpl.providers.bureau.base import BureauReport, BureauSubject
 from bnpl.providers.gateway.base import (
     CardRejected,
     CardToken,
@@ -31,6 +32,8 @@ from bnpl.providers.messages.base import MessageResult
 from bnpl.providers.payouts.base import PayoutResult
 
 _JSON = "application/json"
+# The sandbox simulators' bulk calls (seeding tens of thousands of test consumers at once).
+_BULK_TIMEOUT_S = 120.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +151,32 @@ class HttpCardGateway:
         return CardToken(
             body["token"], body["brand"], body["last4"], body["exp_month"], body["exp_year"]
         )
+
+    async def sandbox_tokenize_many(
+        self, number: str, exp_month: int, exp_year: int, cvc: str, count: int
+    ) -> list[CardToken]:
+        """Sandbox only: `count` tokens of one test card in one call (bulk seeding)."""
+        r = await self.client.post(
+            "/gateway/v1/tokens/batch",
+            {
+                "number": number,
+                "exp_month": exp_month,
+                "exp_year": exp_year,
+                "cvc": cvc,
+                "count": count,
+            },
+            timeout=_BULK_TIMEOUT_S,
+        )
+        if r.status_code >= 500:
+            raise ProviderUnavailable(f"gateway answered {r.status_code}")
+        if r.status_code >= 400:
+            raise CardRejected(_error_code(r), "the gateway refused the card")
+        body = r.json()
+        brand, last4 = body["brand"], body["last4"]
+        return [
+            CardToken(token, brand, last4, body["exp_month"], body["exp_year"])
+            for token in body["tokens"]
+        ]
 
     async def _money_call(self, path: str, body: dict[str, Any], key: str) -> ChargeResult:
         try:
@@ -277,6 +306,44 @@ class HttpCreditBureau:
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ProviderUnavailable("malformed bureau answer") from exc
         return report
+
+    async def sandbox_reports(
+        self, subjects: Sequence[BureauSubject]
+    ) -> dict[str, BureauReport | None]:
+        """Sandbox only: the reports of many subjects in one call (bulk seeding); None for
+        a subject the bureau could not answer."""
+        r = await self.client.post(
+            "/bureau/v1/reports/batch",
+            {
+                "subjects": [
+                    {
+                        "subject_id": s.subject_id,
+                        "first_name": s.first_name,
+                        "last_name": s.last_name,
+                        "date_of_birth": s.date_of_birth.isoformat(),
+                        "country": s.country,
+                    }
+                    for s in subjects
+                ]
+            },
+            timeout=_BULK_TIMEOUT_S,
+        )
+        if r.status_code != 200:
+            raise ProviderUnavailable(f"bureau answered {r.status_code}")
+        found: dict[str, BureauReport | None] = {}
+        try:
+            for data in r.json()["reports"]:
+                score = data.get("score")
+                found[str(data["subject_id"])] = (
+                    None
+                    if "error" in data
+                    else BureauReport(
+                        str(data["id"]), bool(data["found"]), None if score is None else int(score)
+                    )
+                )
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ProviderUnavailable("malformed bureau answer") from exc
+        return found
 
     async def sandbox_calls(self, subject_id: str | None = None) -> int:
         """The sandbox bureau's own count of report requests (for one subject, or all)."""

@@ -1,5 +1,5 @@
-"""`POST /v1/sandbox/clock`, `GET /v1/sandbox/gateway/charges` and `GET /v1/sandbox/payouts`
-(not in production)."""
+"""`POST /v1/sandbox/clock`, `GET /v1/sandbox/gateway/charges`, `GET /v1/sandbox/payouts` and
+`POST /v1/sandbox/seed` (not in production)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from bnpl.gateway import OperatorP, command, runtime
 from bnpl.kit.clock import ClockError, wall_now
 from bnpl.kit.errors import ProblemError, not_found, validation_error
 from bnpl.providers import ProviderUnavailable
+from bnpl.sandbox import seed
 
 
 @runtime_checkable
@@ -179,3 +180,10 @@ async def sandbox_payouts(
             503, "provider_unavailable", "The payout provider did not answer."
         ) from exc
     return SandboxPayoutList(data=[SandboxPayout.model_validate(p) for p in found])
+
+
+@router.post("/v1/sandbox/seed", status_code=201, response_model=seed.SeedOut)
+async def seed_platform(body: seed.SeedRequest, request: Request, _: OperatorP) -> Response:
+    """Bulk-create active merchants (one API key each) and KYC-verified consumers (a card and
+    a live session each) for load tests; answers their credentials (`bnpl bench`)."""
+    return await seed.seed(request, body)

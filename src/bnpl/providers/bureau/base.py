@@ -14,6 +14,17 @@ class BureauReport:
     score: int | None  # 300-850 when found
 
 
+@dataclass(frozen=True, slots=True)
+class BureauSubject:
+    """Who a report is asked for (the fields of `CreditBureau.report`)."""
+
+    subject_id: str
+    first_name: str
+    last_name: str
+    date_of_birth: date
+    country: str
+
+
 class CreditBureau(Protocol):
     async def report(
         self,

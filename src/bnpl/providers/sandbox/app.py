@@ -51,6 +51,12 @@ class TokenRequest(BaseModel):
     cvc: str = Field(max_length=4)
 
 
+class TokenBatchRequest(TokenRequest):
+    """Sandbox only: `count` tokens of one test card (bulk seeding of test consumers)."""
+
+    count: int = Field(ge=1, le=100_000)
+
+
 class ChargeRequest(BaseModel):
     token: str = Field(max_length=80)
     amount: int = Field(gt=0)
@@ -96,6 +102,12 @@ class BureauRequest(BaseModel):
     last_name: str
     date_of_birth: str
     country: str
+
+
+class BureauBatchRequest(BaseModel):
+    """Sandbox only: the reports of many subjects at once (bulk seeding of test consumers)."""
+
+    subjects: list[BureauRequest] = Field(max_length=100_000)
 
 
 class BusinessRequest(BaseModel):
@@ -206,13 +218,8 @@ def create_sandbox_app(db: Database, latency_ms: int = 20) -> SandboxApp:
     @app.post("/gateway/v1/tokens")
     async def tokenize(body: TokenRequest) -> JSONResponse:
         await latency()
-        if not luhn_ok(body.number):
-            return _error(402, "invalid_number", "The card number is not valid.")
-        now = datetime.now(UTC)
-        if (body.exp_year, body.exp_month) < (now.year, now.month):
-            return _error(402, "expired_card", "The card has expired.")
-        if not (body.cvc.isdigit() and len(body.cvc) in (3, 4)):
-            return _error(402, "invalid_cvc", "The CVC is not valid.")
+        if (refused := _card_refusal(body)) is not None:
+            return refused
         token = "tok_" + secrets.token_hex(12)
         behaviour = TEST_CARDS.get(body.number, Behaviour.SUCCEED)
         brand = brand_of(body.number)
@@ -236,6 +243,33 @@ def create_sandbox_app(db: Database, latency_ms: int = 20) -> SandboxApp:
             },
             status_code=201,
         )
+
+    @app.post("/gateway/v1/tokens/batch")
+    async def tokenize_batch(body: TokenBatchRequest) -> Response:
+        """Sandbox only: `count` tokens of one card in one COPY, so that seeding hundreds of
+        thousands of test consumers takes seconds. Each token behaves as the card's would."""
+        if (refused := _card_refusal(body)) is not None:
+            return refused
+        tokens = ["tok_" + secrets.token_hex(12) for _ in range(body.count)]
+        behaviour = TEST_CARDS.get(body.number, Behaviour.SUCCEED).value
+        brand, last4 = brand_of(body.number), body.number[-4:]
+        async with db.connection() as conn:
+            await conn.copy_records_to_table(
+                "card_tokens",
+                schema_name="sandbox",
+                columns=["token", "behaviour", "brand", "last4", "exp_month", "exp_year"],
+                records=[
+                    (t, behaviour, brand, last4, body.exp_month, body.exp_year) for t in tokens
+                ],
+            )
+        answer = {
+            "tokens": tokens,
+            "brand": brand,
+            "last4": last4,
+            "exp_month": body.exp_month,
+            "exp_year": body.exp_year,
+        }
+        return Response(orjson.dumps(answer), status_code=201, media_type="application/json")
 
     async def charge_endpoint(request: Request) -> Response:
         key = request.headers.get("idempotency-key", "")
@@ -508,12 +542,21 @@ def create_sandbox_app(db: Database, latency_ms: int = 20) -> SandboxApp:
         if body.last_name == "Slowbureau":
             await asyncio.sleep(2.0)
         await latency()
-        digest = hashlib.sha256(body.subject_id.encode()).digest()
-        found = body.last_name != "Thinfile"
-        score = 740 + int.from_bytes(digest[:2], "big") % 81 if found else None
-        if body.last_name == "Risky":
-            score = 300
-        return JSONResponse({"id": "bur_" + digest[:10].hex(), "found": found, "score": score})
+        return JSONResponse(_bureau_report(body))
+
+    @app.post("/bureau/v1/reports/batch")
+    async def bureau_reports(body: BureauBatchRequest) -> Response:
+        """Sandbox only: many subjects' reports in one call (bulk seeding), each as
+        `/bureau/v1/reports` would answer it, without the latency; a `Bureaudown` subject
+        gets `{"subject_id", "error": "unavailable"}`."""
+        reports = []
+        for subject in body.subjects:
+            bureau_calls[subject.subject_id] += 1
+            if subject.last_name == "Bureaudown":
+                reports.append({"subject_id": subject.subject_id, "error": "unavailable"})
+            else:
+                reports.append({"subject_id": subject.subject_id, **_bureau_report(subject)})
+        return Response(orjson.dumps({"reports": reports}), media_type="application/json")
 
     @app.get("/bureau/v1/calls")
     async def bureau_call_count(
@@ -528,6 +571,28 @@ def create_sandbox_app(db: Database, latency_ms: int = 20) -> SandboxApp:
         return {"status": "ok"}
 
     return SandboxApp(app, charge_endpoint)
+
+
+def _card_refusal(body: TokenRequest) -> JSONResponse | None:
+    """Why the gateway refuses to tokenize this card, if it does."""
+    if not luhn_ok(body.number):
+        return _error(402, "invalid_number", "The card number is not valid.")
+    now = datetime.now(UTC)
+    if (body.exp_year, body.exp_month) < (now.year, now.month):
+        return _error(402, "expired_card", "The card has expired.")
+    if not (body.cvc.isdigit() and len(body.cvc) in (3, 4)):
+        return _error(402, "invalid_cvc", "The CVC is not valid.")
+    return None
+
+
+def _bureau_report(body: BureauRequest) -> dict[str, Any]:
+    """The bureau's deterministic answer for a subject (the personas by last name)."""
+    digest = hashlib.sha256(body.subject_id.encode()).digest()
+    found = body.last_name != "Thinfile"
+    score = 740 + int.from_bytes(digest[:2], "big") % 81 if found else None
+    if body.last_name == "Risky":
+        score = 300
+    return {"id": "bur_" + digest[:10].hex(), "found": found, "score": score}
 
 
 def _payout_body(row: Any) -> dict[str, Any]:
