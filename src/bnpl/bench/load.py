@@ -26,6 +26,7 @@ from array import array
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import orjson
@@ -90,6 +91,7 @@ class RunResult:
     usage: list[procstat.Usage] = field(default_factory=list)
     rss_peak: dict[str, int] = field(default_factory=dict)
     machine_busy: float | None = None  # share of the machine's CPU time, in the window
+    window_wall: tuple[datetime, datetime] | None = None  # the measured window, wall clock
 
     @property
     def requests(self) -> int:
@@ -343,6 +345,7 @@ class Generator:
         `duration_s`."""
         start = time.perf_counter() + 0.2
         window = (start + warmup_s, start + warmup_s + duration_s)
+        wall = datetime.now(UTC) + timedelta(seconds=start + warmup_s - time.perf_counter())
         run = _Run(window)
         total = int(rate * (warmup_s + duration_s))
         snapshots: list[procstat.Snapshot] = []
@@ -389,6 +392,7 @@ class Generator:
             errors=run.errors,
             warmup_errors=run.warmup_errors,
             rss_peak=rss_peak,
+            window_wall=(wall, wall + timedelta(seconds=duration_s)),
         )
         if len(snapshots) == 2:
             first, last = snapshots

@@ -20,7 +20,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -65,7 +65,7 @@ class Target:
     platform_pid: int | None = None
     sandbox_pid: int | None = None
     server: Server | None = None
-    notes: list[str] = field(default_factory=list)
+    database_url: str | None = None  # the platform's database, when started here
 
 
 def with_database(dsn: str, name: str) -> str:
@@ -247,7 +247,7 @@ async def started_platform(
                 f"platform: `bnpl {' '.join(up)}` [pid {platform.pid}], providers: "
                 f"`bnpl sandbox --port {sandbox_port}` [pid {sandbox.pid}]; logs in {folder}"
             )
-            yield Target(url, admin_token, platform.pid, sandbox.pid, server)
+            yield Target(url, admin_token, platform.pid, sandbox.pid, server, database_url)
         finally:
             for child in reversed(children):
                 await child.stop(log)

@@ -10,6 +10,7 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
+import asyncpg
 from hdrh.histogram import HdrHistogram
 
 from bnpl.bench.load import CAPTURE, CONFIRM, CREATE, ENDPOINTS, RunResult
@@ -138,7 +139,8 @@ def text(f: dict[str, Any]) -> str:
     lateness = f["send_lateness"]
     lines.append(
         f"  generator: purchases started late by p99 {_ms(lateness['p99_ms']).strip()} ms, "
-        f"max {_ms(lateness['max_ms']).strip()} ms (over a few ms: the generator is saturated)"
+        f"max {_ms(lateness['max_ms']).strip()} ms (more than a few ms: the generator fell "
+        "behind its schedule)"
     )
     lines.append("")
     if f["errors"] or f["warmup_errors"]:
@@ -164,7 +166,63 @@ def text(f: dict[str, Any]) -> str:
                 f"{'-' if per is None else f'{per:.2f}':>12} {proc['rss_mb']:>8.1f} "
                 f"{'-' if peak is None else f'{peak:.1f}':>8}"
             )
+    if any(p["name"].startswith("PostgreSQL") for p in f["processes"]):
+        lines.append("  (PostgreSQL's RSS adds up its processes: shared memory counts in each)")
     machine = f["machine"]
     if machine["busy_pct"] is not None:
-        lines.append(f"  machine: {machine['busy_pct']:.0f}% busy of {machine['cpus']} CPUs")
+        lines.append(
+            f"  machine: {machine['busy_pct']:.0f}% busy of {machine['cpus']} CPUs "
+            "(everything running on it, not only the above)"
+        )
     return "\n".join(lines)
+
+
+async def credit_decisions(database_url: str, result: RunResult) -> dict[str, Any] | None:
+    """The credit decisions made in the measured window, from the platform's own record
+    (`credit.decisions.latency_ms`: lock, features, rules, bureau, model): count, p50/p95/
+    p99/max, and how the bureau was consulted. Only when the database is known (a platform
+    started here; the platform clock of a fresh database is wall time)."""
+    if result.window_wall is None:
+        return None
+    conn = await asyncpg.connect(database_url)
+    try:
+        row = await conn.fetchrow(
+            """
+            SELECT count(*) AS n,
+                   percentile_disc(0.5) WITHIN GROUP (ORDER BY latency_ms) AS p50,
+                   percentile_disc(0.95) WITHIN GROUP (ORDER BY latency_ms) AS p95,
+                   percentile_disc(0.99) WITHIN GROUP (ORDER BY latency_ms) AS p99,
+                   max(latency_ms) AS max
+            FROM credit.decisions WHERE created_at >= $1 AND created_at < $2
+            """,
+            *result.window_wall,
+        )
+        bureau = await conn.fetch(
+            "SELECT bureau, outcome, count(*) AS n FROM credit.decisions "
+            "WHERE created_at >= $1 AND created_at < $2 GROUP BY 1, 2 ORDER BY 3 DESC",
+            *result.window_wall,
+        )
+    finally:
+        await conn.close()
+
+    def ms(value: Any) -> float | None:
+        return None if value is None else round(float(value), 2)
+
+    return {
+        "count": row["n"],
+        "p50_ms": ms(row["p50"]),
+        "p95_ms": ms(row["p95"]),
+        "p99_ms": ms(row["p99"]),
+        "max_ms": ms(row["max"]),
+        "by_bureau_and_outcome": {f"{r['bureau']}/{r['outcome']}": r["n"] for r in bureau},
+    }
+
+
+def credit_text(found: dict[str, Any] | None) -> str:
+    if not found or not found["count"]:
+        return ""
+    return (
+        f"credit decisions in the window (stored latency_ms): {found['count']:,}, p50 "
+        f"{found['p50_ms']} ms, p95 {found['p95_ms']} ms, p99 {found['p99_ms']} ms, max "
+        f"{found['max_ms']} ms; {found['by_bureau_and_outcome']}"
+    )

@@ -19,7 +19,7 @@ from bnpl.bench import ceiling, procstat
 from bnpl.bench.http import Http
 from bnpl.bench.load import Generator, Mix, RunResult
 from bnpl.bench.platform import Server, Target, database_server, started_platform
-from bnpl.bench.report import figures, text
+from bnpl.bench.report import credit_decisions, credit_text, figures, text
 from bnpl.bench.seed import seed
 from bnpl.kit.gc_tuning import tune_for_service
 
@@ -74,18 +74,18 @@ def watched(target: Target) -> list[procstat.Group]:
     groups = []
     if target.platform_pid is not None:
         groups.append(
-            procstat.Group("platform (bnpl up: API + workers)", [target.platform_pid], True, True)
+            procstat.Group("platform: bnpl up (API + workers)", [target.platform_pid], True, True)
         )
     if target.sandbox_pid is not None:
-        groups.append(procstat.Group("provider simulators (bnpl sandbox)", [target.sandbox_pid]))
+        groups.append(procstat.Group("provider simulators: bnpl sandbox", [target.sandbox_pid]))
     if target.server is not None and target.server.postmaster_pid is not None:
         groups.append(
             procstat.Group(
-                "PostgreSQL (all backends; RSS counts shared memory in each)",
+                "PostgreSQL: all backends (RSS: see below)",
                 [target.server.postmaster_pid],
             )
         )
-    groups.append(procstat.Group("generator (bnpl bench)", [os.getpid()], with_children=False))
+    groups.append(procstat.Group("generator: bnpl bench", [os.getpid()], with_children=False))
     return groups
 
 
@@ -119,7 +119,10 @@ def _captured_share(f: dict[str, Any]) -> float:
 
 
 async def find_max(
-    generator: Generator, options: Options, groups: list[procstat.Group]
+    generator: Generator,
+    options: Options,
+    groups: list[procstat.Group],
+    database_url: str | None,
 ) -> tuple[float | None, list[dict[str, Any]], dict[str, Any] | None]:
     """Ramp up by `step_growth` until a step fails, then bisect down to `precision`.
     Returns (highest rate held, each step's figures, the best step's figures)."""
@@ -129,13 +132,15 @@ async def find_max(
     failed: float | None = None
     rate = options.start_rate
     while True:
-        log(f"\nstep {len(steps) + 1}: {rate:.0f} purchases/s for {options.step_duration:g} s")
+        log(f"\nstep {len(steps) + 1}: {rate:.4g} purchases/s for {options.step_duration:g} s")
         result = await generator.run(rate, options.step_warmup, options.step_duration, groups)
         f = figures(result)
+        if database_url is not None:
+            f["credit_decision"] = await credit_decisions(database_url, result)
         ok, why = passes(f)
         steps.append({"rate": rate, "held": ok, "why": why, **_brief(f)})
         log(
-            f"step {len(steps)}: {rate:.0f}/s -> {f['purchases_per_s']:.1f}/s completed, "
+            f"step {len(steps)}: {rate:.4g}/s -> {f['purchases_per_s']:.1f}/s completed, "
             f"p99 {f['p99_ms']} ms, errors {f['error_rate']:.3%}: {'HELD' if ok else why}"
         )
         if ok:
@@ -163,10 +168,13 @@ async def _pause(seconds: float = 5.0) -> None:
 
 
 def _brief(f: dict[str, Any]) -> dict[str, Any]:
-    return {
+    brief = {
         k: f[k]
         for k in ("purchases_per_s", "p50_ms", "p99_ms", "errors", "error_rate", "purchases")
     }
+    brief["purchase_p99_ms"] = f["purchase"]["p99_ms"]
+    brief["credit_decision_p99_ms"] = (f.get("credit_decision") or {}).get("p99_ms")
+    return brief
 
 
 async def main(options: Options) -> int:
@@ -208,7 +216,9 @@ async def main(options: Options) -> int:
             groups = watched(target)
             started = time.perf_counter()
             if options.find_max:
-                best, steps, best_figures = await find_max(generator, options, groups)
+                best, steps, best_figures = await find_max(
+                    generator, options, groups, target.database_url
+                )
                 out: dict[str, Any] = dict(best_figures or {})
                 out["find_max"] = {
                     "max_purchases_per_s": best,
@@ -222,6 +232,7 @@ async def main(options: Options) -> int:
                 out["ceiling"] = _ceiling(raw_ceiling, ceiling_error, best)
                 if best_figures is not None:
                     log("\nthe highest rate held:\n" + text(best_figures))
+                    log(credit_text(best_figures.get("credit_decision")))
                 log(_find_max_text(best, options, raw_ceiling))
                 status = 0 if best is not None else 1
             else:
@@ -233,7 +244,11 @@ async def main(options: Options) -> int:
                     options.rate, options.warmup, options.duration, groups
                 )
                 out = figures(result)
+                if target.database_url is not None:
+                    out["credit_decision"] = await credit_decisions(target.database_url, result)
                 log("\n" + text(out))
+                if out.get("credit_decision"):
+                    log(credit_text(out["credit_decision"]))
                 status = 0 if out["errors"] == 0 else 1
             out["target"] = {"url": target.url, "started_here": options.url is None}
             out["seeding"] = {
@@ -262,7 +277,7 @@ def _ceiling(found: ceiling.Ceiling | None, error: str | None, best: float | Non
 
 def _find_max_text(best: float | None, options: Options, found: ceiling.Ceiling | None) -> str:
     held = (
-        f"{best:.0f} purchases/s" if best is not None else f"none (not even {options.start_rate:g})"
+        f"{best:.4g} purchases/s" if best is not None else f"none (not even {options.start_rate:g})"
     )
     line = (
         f"\nfind-max: the highest rate held for {options.step_duration:g} s with p99 <= "
