@@ -15,8 +15,8 @@ import asyncio
 import base64
 import hashlib
 import hmac
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
@@ -120,100 +120,137 @@ def _access_token(signer: Any, consumer_id: str, session_id: str, iat: int, exp:
     return (signing_input + b"." + _b64url(mac.digest())).decode()
 
 
-@dataclass
-class _Rows:
-    consumers: list[tuple[Any, ...]] = field(default_factory=list)
-    methods: list[tuple[Any, ...]] = field(default_factory=list)
-    sessions: list[tuple[Any, ...]] = field(default_factory=list)
-    refresh_tokens: list[tuple[Any, ...]] = field(default_factory=list)
-    seeded: list[SeededConsumer] = field(default_factory=list)
+# Rows are built in chunks of this many consumers, in a thread, each while PostgreSQL takes
+# the previous one through the same COPY: Python's encryption and signing and the database's
+# index and foreign-key work overlap, and the event loop goes on serving meanwhile.
+_CHUNK: Final = 5_000
 
 
-def _rows(
-    rt: Runtime,
-    people: Sequence[SeedPerson],
-    cards: Sequence[CardToken],
-    password_hash: str,
-    at: datetime,
-    now: datetime,
-) -> _Rows:
-    box = crypto.field_cipher(rt.settings.aes_key)
-    signer = hmac.new(rt.settings.jwt_key, digestmod=hashlib.sha256)
-    iat = int(now.timestamp())
-    exp = int((now + timedelta(seconds=rt.settings.access_token_ttl_s)).timestamp())
-    refresh_expires = now + timedelta(seconds=rt.settings.refresh_token_ttl_s)
-    address_json = SEED_ADDRESS.model_dump_json()
-    rows = _Rows()
-    for person, card in zip(people, cards, strict=True):
-        cid = person.consumer_id
-        rows.consumers.append(
-            (
-                cid,
+class _Seeding:
+    """The rows of one seed, table by table (consumers first: the others reference them)."""
+
+    def __init__(
+        self,
+        rt: Runtime,
+        people: Sequence[SeedPerson],
+        cards: Sequence[CardToken],
+        password_hash: str,
+        at: datetime,
+        now: datetime,
+    ) -> None:
+        self.people, self.cards = people, cards
+        self.password_hash, self.at, self.now = password_hash, at, now
+        self.box = crypto.field_cipher(rt.settings.aes_key)
+        self.signer = hmac.new(rt.settings.jwt_key, digestmod=hashlib.sha256)
+        self.iat = int(now.timestamp())
+        self.exp = int((now + timedelta(seconds=rt.settings.access_token_ttl_s)).timestamp())
+        self.refresh_expires = now + timedelta(seconds=rt.settings.refresh_token_ttl_s)
+        self.address_json = SEED_ADDRESS.model_dump_json()
+        count = len(people)
+        self.payment_method_ids = [""] * count
+        self.session_ids = [""] * count
+        self.refresh_tokens = [""] * count
+        self.access_tokens = [""] * count
+
+    def consumers(self, lo: int, hi: int) -> list[tuple[Any, ...]]:
+        box, at = self.box, self.at
+        rows = []
+        for person in self.people[lo:hi]:
+            cid = person.consumer_id
+            rows.append(
+                (
+                    cid,
+                    person.email,
+                    self.password_hash,
+                    person.first_name,
+                    person.last_name,
+                    box.encrypt(SEED_PHONE, aad=crypto.aad("consumers", "phone", cid)),
+                    box.encrypt(
+                        person.date_of_birth.isoformat(),
+                        aad=crypto.aad("consumers", "date_of_birth", cid),
+                    ),
+                    box.encrypt(self.address_json, aad=crypto.aad("consumers", "address", cid)),
+                    KycStatus.VERIFIED.value,
+                    KYC_REFERENCE,
+                    at,
+                    at,
+                    at,
+                )
+            )
+        return rows
+
+    def payment_methods(self, lo: int, hi: int) -> list[tuple[Any, ...]]:
+        rows = []
+        for i in range(lo, hi):
+            card, pm_id = self.cards[i], new_id("pm")
+            self.payment_method_ids[i] = pm_id
+            rows.append(
+                (
+                    pm_id,
+                    self.people[i].consumer_id,
+                    "card",
+                    self.box.encrypt(card.token, aad=crypto.aad("payment_methods", "token", pm_id)),
+                    (card.brand or "unknown").lower(),
+                    card.last4,
+                    card.exp_month,
+                    card.exp_year,
+                    self.at,
+                )
+            )
+        return rows
+
+    def sessions(self, lo: int, hi: int) -> list[tuple[Any, ...]]:
+        rows = []
+        for i in range(lo, hi):
+            session_id = self.session_ids[i] = new_id("ses")
+            rows.append((session_id, self.people[i].consumer_id, self.now))
+        return rows
+
+    def refresh_token_rows(self, lo: int, hi: int) -> list[tuple[Any, ...]]:
+        rows = []
+        for i in range(lo, hi):
+            cid, session_id = self.people[i].consumer_id, self.session_ids[i]
+            token = self.refresh_tokens[i] = crypto.new_refresh_token()
+            self.access_tokens[i] = _access_token(self.signer, cid, session_id, self.iat, self.exp)
+            rows.append(
+                (crypto.refresh_token_hash(token), session_id, cid, self.now, self.refresh_expires)
+            )
+        return rows
+
+    def seeded(self) -> list[SeededConsumer]:
+        return [
+            SeededConsumer(
+                person.consumer_id,
                 person.email,
-                password_hash,
-                person.first_name,
                 person.last_name,
-                box.encrypt(SEED_PHONE, aad=crypto.aad("consumers", "phone", cid)),
-                box.encrypt(
-                    person.date_of_birth.isoformat(),
-                    aad=crypto.aad("consumers", "date_of_birth", cid),
-                ),
-                box.encrypt(address_json, aad=crypto.aad("consumers", "address", cid)),
-                KycStatus.VERIFIED.value,
-                KYC_REFERENCE,
-                at,
-                at,
-                at,
+                self.payment_method_ids[i],
+                self.access_tokens[i],
+                self.refresh_tokens[i],
             )
-        )
-        pm_id = new_id("pm")
-        rows.methods.append(
-            (
-                pm_id,
-                cid,
-                "card",
-                box.encrypt(card.token, aad=crypto.aad("payment_methods", "token", pm_id)),
-                (card.brand or "unknown").lower(),
-                card.last4,
-                card.exp_month,
-                card.exp_year,
-                at,
-            )
-        )
-        session_id = new_id("ses")
-        rows.sessions.append((session_id, cid, now))
-        refresh_token = crypto.new_refresh_token()
-        rows.refresh_tokens.append(
-            (crypto.refresh_token_hash(refresh_token), session_id, cid, now, refresh_expires)
-        )
-        access = _access_token(signer, cid, session_id, iat, exp)
-        rows.seeded.append(
-            SeededConsumer(cid, person.email, person.last_name, pm_id, access, refresh_token)
-        )
-    return rows
+            for i, person in enumerate(self.people)
+        ]
 
 
-async def seed_consumers(
-    conn: asyncpg.Connection,
-    rt: Runtime,
-    people: Sequence[SeedPerson],
-    cards: Sequence[CardToken],
-    *,
-    password_hash: str,
-    at: datetime,
-    now: datetime,
-) -> list[SeededConsumer]:
-    """Insert `people` as KYC-verified consumers (business time `at`), the i-th with card
-    `cards[i]` and a session opened at wall time `now`; in the caller's transaction."""
-    if len(cards) != len(people):
-        raise ValueError("one card per person")
-    # Encrypting and signing take a few seconds for 50,000 consumers: in a thread, so that
-    # the event loop goes on serving meanwhile.
-    rows = await asyncio.to_thread(_rows, rt, people, cards, password_hash, at, now)
-    await conn.copy_records_to_table(
+async def _streamed(
+    build: Callable[[int, int], list[tuple[Any, ...]]], count: int
+) -> AsyncIterator[tuple[Any, ...]]:
+    """`build(lo, hi)`'s rows for [0, count) in chunks, the next chunk built (in a thread)
+    while the rows of the previous one are sent."""
+    bounds = [(lo, min(lo + _CHUNK, count)) for lo in range(0, count, _CHUNK)]
+    pending = asyncio.ensure_future(asyncio.to_thread(build, *bounds[0]))
+    for k in range(len(bounds)):
+        rows = await pending
+        if k + 1 < len(bounds):
+            pending = asyncio.ensure_future(asyncio.to_thread(build, *bounds[k + 1]))
+        for row in rows:
+            yield row
+
+
+_TABLES: Final = (
+    (
         "consumers",
-        schema_name="identity",
-        columns=[
+        "consumers",
+        (
             "id",
             "email",
             "password_hash",
@@ -227,13 +264,12 @@ async def seed_consumers(
             "kyc_checked_at",
             "created_at",
             "updated_at",
-        ],
-        records=rows.consumers,
-    )
-    await conn.copy_records_to_table(
+        ),
+    ),
+    (
         "payment_methods",
-        schema_name="identity",
-        columns=[
+        "payment_methods",
+        (
             "id",
             "consumer_id",
             "type",
@@ -243,19 +279,40 @@ async def seed_consumers(
             "exp_month",
             "exp_year",
             "created_at",
-        ],
-        records=rows.methods,
-    )
-    await conn.copy_records_to_table(
-        "sessions",
-        schema_name="identity",
-        columns=["id", "consumer_id", "created_at"],
-        records=rows.sessions,
-    )
-    await conn.copy_records_to_table(
+        ),
+    ),
+    ("sessions", "sessions", ("id", "consumer_id", "created_at")),
+    (
         "refresh_tokens",
-        schema_name="identity",
-        columns=["token_hash", "session_id", "consumer_id", "issued_at", "expires_at"],
-        records=rows.refresh_tokens,
-    )
-    return rows.seeded
+        "refresh_token_rows",
+        ("token_hash", "session_id", "consumer_id", "issued_at", "expires_at"),
+    ),
+)
+
+
+async def seed_consumers(
+    conn: asyncpg.Connection,
+    rt: Runtime,
+    people: Sequence[SeedPerson],
+    cards: Sequence[CardToken],
+    *,
+    password_hash: str,
+    at: datetime,
+    now: datetime,
+) -> list[SeededConsumer]:
+    """Insert `people` as KYC-verified consumers (business time `at`), the i-th with card
+    `cards[i]` and a session opened at wall time `now`; in the caller's transaction. One
+    COPY per table."""
+    if len(cards) != len(people):
+        raise ValueError("one card per person")
+    if not people:
+        return []
+    seeding = _Seeding(rt, people, cards, password_hash, at, now)
+    for table, builder, columns in _TABLES:
+        await conn.copy_records_to_table(
+            table,
+            schema_name="identity",
+            columns=list(columns),
+            records=_streamed(getattr(seeding, builder), len(people)),
+        )
+    return seeding.seeded()

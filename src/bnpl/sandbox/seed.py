@@ -19,6 +19,7 @@ No events are emitted: the rows are born in the state the events would have led 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
 
@@ -114,13 +115,14 @@ async def _provider_answers(
     if not people:
         return [], {}
     exp_year = wall_now().year + 4
+    subjects = [
+        BureauSubject(p.consumer_id, p.first_name, p.last_name, p.date_of_birth, p.country)
+        for p in people
+    ]
     try:
-        cards = await gateway.sandbox_tokenize_many(body.card, 12, exp_year, "123", len(people))
-        reports = await bureau.sandbox_reports(
-            [
-                BureauSubject(p.consumer_id, p.first_name, p.last_name, p.date_of_birth, p.country)
-                for p in people
-            ]
+        cards, reports = await asyncio.gather(
+            gateway.sandbox_tokenize_many(body.card, 12, exp_year, "123", len(people)),
+            bureau.sandbox_reports(subjects),
         )
     except CardRejected as exc:
         raise _card_problem(exc) from None
