@@ -2,13 +2,17 @@
 
 A process's CPU is counted with its reaped children's (`utime + stime + cutime + cstime`), and
 a group is a root process with every live descendant: a child that exits during the window
-(a PostgreSQL backend, a spawned worker) moves its time into its parent's `cutime` when it is
-reaped, so a group's total stays continuous between two snapshots whatever came and went.
+(a spawned worker) moves its time into its parent's `cutime` when it is reaped, so a group's
+total stays continuous between two snapshots whatever came and went. A PostgreSQL server may
+serve other databases too (the embedded default is shared by whoever runs in the checkout):
+its group keeps only the backends of the benchmark's database and the server's own processes
+(the platform's pool keeps its connections, so its backends live through the window).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -22,6 +26,7 @@ class ProcessSample:
     label: str
     cpu_s: float  # own and reaped children's, since the process started
     rss_bytes: int
+    pss_bytes: int | None  # shared pages divided among their users (adds up across a group)
 
 
 def _stat_fields(pid: int) -> list[str] | None:
@@ -34,9 +39,11 @@ def _stat_fields(pid: int) -> list[str] | None:
     return text.rpartition(")")[2].split()
 
 
-def _cpu_and_rss(fields: list[str]) -> tuple[float, int]:
+def _cpu_and_rss(fields: list[str], reaped: bool = True) -> tuple[float, int]:
     # fields[0] is field 3 (state): utime=14, stime=15, cutime=16, cstime=17, rss=24.
-    ticks = int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
+    ticks = int(fields[11]) + int(fields[12])
+    if reaped:
+        ticks += int(fields[13]) + int(fields[14])
     return ticks / _TICKS, int(fields[21]) * _PAGE
 
 
@@ -81,15 +88,45 @@ def label_of(pid: int) -> str:
     return text[:60]
 
 
-def sample(pids: Iterable[int]) -> list[ProcessSample]:
-    found = []
+def pss_of(pid: int) -> int | None:
+    """The proportional set size (bytes), if /proc/PID/smaps_rollup is readable."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def sample(pids: Iterable[int], unreaped: Iterable[int] = ()) -> list[ProcessSample]:
+    """Each process's figures; those in `unreaped` without their reaped children's time."""
+    found, own_only = [], set(unreaped)
     for pid in pids:
         fields = _stat_fields(pid)
         if fields is None:
             continue
-        cpu, rss = _cpu_and_rss(fields)
-        found.append(ProcessSample(pid, label_of(pid), cpu, rss))
+        cpu, rss = _cpu_and_rss(fields, reaped=pid not in own_only)
+        found.append(ProcessSample(pid, label_of(pid), cpu, rss, pss_of(pid)))
     return found
+
+
+# A PostgreSQL backend's title: `postgres: USER DATABASE CLIENT ACTIVITY`; the server's own
+# processes (checkpointer, walwriter, io workers...) name no client.
+_BACKEND = re.compile(r"^postgres: (\S+) (\S+) (\[local\]|\S+\(\d+\))")
+
+
+def serves_database(pid: int, database: str) -> bool:
+    """Whether a PostgreSQL process works for `database`: its backends, and the server's
+    own processes (which write the WAL of every database)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            title = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return False
+    found = _BACKEND.match(title)
+    return found is None or found.group(2) == database
 
 
 @dataclass
@@ -100,11 +137,22 @@ class Group:
     roots: list[int]
     with_children: bool = True
     per_process: bool = False  # report each process of the group on its own line
+    # A PostgreSQL server shared with others: only the backends of this database and the
+    # server's own processes, and the postmaster without its reaped children (the backends
+    # of every database that came and went).
+    database: str | None = None
 
     def pids(self, children: Mapping[int, list[int]]) -> list[int]:
         if not self.with_children:
             return list(self.roots)
-        return [pid for root in self.roots for pid in tree(root, children)]
+        found = [pid for root in self.roots for pid in tree(root, children)]
+        if self.database is not None:
+            found = [p for p in found if p in self.roots or serves_database(p, self.database)]
+        return found
+
+    def sample(self, children: Mapping[int, list[int]]) -> list[ProcessSample]:
+        unreaped = self.roots if self.database is not None else ()
+        return sample(self.pids(children), unreaped)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +163,7 @@ class Usage:
     pids: list[int]
     cpu_s: float
     rss_bytes: int
+    pss_bytes: int | None
 
 
 @dataclass
@@ -138,7 +187,7 @@ def snapshot(groups: Iterable[Group], at: float) -> Snapshot:
     taken = Snapshot(at, busy, total)
     children = children_by_parent()
     for group in groups:
-        taken.groups[group.name] = sample(group.pids(children))
+        taken.groups[group.name] = group.sample(children)
     return taken
 
 
@@ -152,18 +201,26 @@ def usage(groups: Iterable[Group], first: Snapshot, last: Snapshot) -> list[Usag
         after = last.groups.get(group.name, [])
         total_before = sum(s.cpu_s for s in before.values())
         total_after = sum(s.cpu_s for s in after)
+        pss = [s.pss_bytes for s in after]
         found.append(
             Usage(
                 group.name,
                 [s.pid for s in after],
                 max(0.0, total_after - total_before),
                 sum(s.rss_bytes for s in after),
+                sum(p for p in pss if p is not None) if None not in pss else None,
             )
         )
         if group.per_process and len(after) > 1:
             for s in after:
                 was = before[s.pid].cpu_s if s.pid in before else 0.0
                 found.append(
-                    Usage(f"  {s.label} [{s.pid}]", [s.pid], max(0.0, s.cpu_s - was), s.rss_bytes)
+                    Usage(
+                        f"  {s.label} [{s.pid}]",
+                        [s.pid],
+                        max(0.0, s.cpu_s - was),
+                        s.rss_bytes,
+                        s.pss_bytes,
+                    )
                 )
     return found

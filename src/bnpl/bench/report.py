@@ -63,6 +63,7 @@ def figures(result: RunResult, purchases_cpu_basis: int | None = None) -> dict[s
                 "cpu_pct_of_core": round(use.cpu_s / result.duration_s * 100, 1),
                 "cpu_ms_per_purchase": round(use.cpu_s * 1000 / basis, 3) if basis else None,
                 "rss_mb": round(use.rss_bytes / 2**20, 1),
+                "pss_mb": round(use.pss_bytes / 2**20, 1) if use.pss_bytes is not None else None,
                 "rss_peak_mb": round(
                     max(use.rss_bytes, result.rss_peak.get(use.name, 0)) / 2**20, 1
                 ),
@@ -156,18 +157,20 @@ def text(f: dict[str, Any]) -> str:
         lines.append("")
         lines.append(
             f"  {'process':<44} {'CPU % of a core':>15} {'ms/purchase':>12} {'RSS MB':>8} "
-            f"{'peak MB':>8}"
+            f"{'peak RSS':>8} {'PSS MB':>8}"
         )
         for proc in f["processes"]:
-            per = proc["cpu_ms_per_purchase"]
-            peak = proc["rss_peak_mb"]
+            per, peak, pss = proc["cpu_ms_per_purchase"], proc["rss_peak_mb"], proc["pss_mb"]
             lines.append(
                 f"  {proc['name']:<44} {proc['cpu_pct_of_core']:>15.1f} "
                 f"{'-' if per is None else f'{per:.2f}':>12} {proc['rss_mb']:>8.1f} "
-                f"{'-' if peak is None else f'{peak:.1f}':>8}"
+                f"{'-' if peak is None else f'{peak:.1f}':>8} "
+                f"{'-' if pss is None else f'{pss:.1f}':>8}"
             )
     if any(p["name"].startswith("PostgreSQL") for p in f["processes"]):
-        lines.append("  (PostgreSQL's RSS adds up its processes: shared memory counts in each)")
+        lines.append(
+            "  (RSS of a group adds up its processes, shared memory once in each: PSS shares it)"
+        )
     machine = f["machine"]
     if machine["busy_pct"] is not None:
         lines.append(

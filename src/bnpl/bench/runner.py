@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 
@@ -79,10 +80,12 @@ def watched(target: Target) -> list[procstat.Group]:
     if target.sandbox_pid is not None:
         groups.append(procstat.Group("provider simulators: bnpl sandbox", [target.sandbox_pid]))
     if target.server is not None and target.server.postmaster_pid is not None:
+        database = target.database_url and urlsplit(target.database_url).path.lstrip("/")
         groups.append(
             procstat.Group(
-                "PostgreSQL: all backends (RSS: see below)",
+                "PostgreSQL: the run's backends + server's own",
                 [target.server.postmaster_pid],
+                database=database or None,
             )
         )
     groups.append(procstat.Group("generator: bnpl bench", [os.getpid()], with_children=False))
