@@ -420,13 +420,16 @@ class Generator:
         while True:
             if marks and marks[0] <= tick:
                 await asyncio.sleep(max(0.0, marks.pop(0) - time.perf_counter()))
-                snapshots.append(procstat.snapshot(groups, time.perf_counter()))
+                # /proc is read in a thread: reading smaps of tens of PostgreSQL processes
+                # takes milliseconds the purchases' schedule cannot spare.
+                at = time.perf_counter()
+                snapshots.append(await asyncio.to_thread(procstat.snapshot, groups, at))
                 continue
             await asyncio.sleep(max(0.0, tick - time.perf_counter()))
             tick += PROGRESS_EVERY_S
             now = time.perf_counter()
             if groups and run.window[0] <= now <= run.window[1]:
-                taken = procstat.snapshot(groups, now)
+                taken = await asyncio.to_thread(procstat.snapshot, groups, now)
                 for name, samples in taken.groups.items():
                     rss = sum(s.rss_bytes for s in samples)
                     rss_peak[name] = max(rss_peak.get(name, 0), rss)
