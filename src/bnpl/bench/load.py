@@ -350,7 +350,10 @@ class Generator:
         total = int(rate * (warmup_s + duration_s))
         snapshots: list[procstat.Snapshot] = []
         rss_peak: dict[str, int] = {}
-        watcher = asyncio.create_task(self._watch(run, groups, snapshots, rss_peak, progress))
+        marks_taken = asyncio.Event()
+        watcher = asyncio.create_task(
+            self._watch(run, groups, snapshots, rss_peak, progress, marks_taken)
+        )
         try:
             launched = 0
             while launched < total:
@@ -373,9 +376,11 @@ class Generator:
                 await asyncio.wait(unfinished)
                 run.outcomes.unfinished = len(unfinished)
                 run.errors["unfinished after the drain timeout"] += len(unfinished)
-            # The window's end may come after the schedule's when the warm-up is short.
-            if time.perf_counter() < window[1]:
-                await asyncio.sleep(window[1] - time.perf_counter())
+            # The window's end may come after the schedule's when the warm-up is short; its
+            # snapshot is the watcher's (wait for it, bounded).
+            wait = max(window[1] - time.perf_counter(), 0.0) + 30.0
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(marks_taken.wait(), timeout=wait)
         finally:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -409,6 +414,7 @@ class Generator:
         snapshots: list[procstat.Snapshot],
         rss_peak: dict[str, int],
         progress: bool,
+        marks_taken: asyncio.Event,
     ) -> None:
         """Snapshot the processes at the window's ends; print a progress line every few
         seconds (to stderr) and keep each group's peak memory."""
@@ -424,6 +430,8 @@ class Generator:
                 # takes milliseconds the purchases' schedule cannot spare.
                 at = time.perf_counter()
                 snapshots.append(await asyncio.to_thread(procstat.snapshot, groups, at))
+                if not marks:
+                    marks_taken.set()
                 continue
             await asyncio.sleep(max(0.0, tick - time.perf_counter()))
             tick += PROGRESS_EVERY_S
