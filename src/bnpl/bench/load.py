@@ -348,11 +348,12 @@ class Generator:
         wall = datetime.now(UTC) + timedelta(seconds=start + warmup_s - time.perf_counter())
         run = _Run(window)
         total = int(rate * (warmup_s + duration_s))
-        snapshots: list[procstat.Snapshot] = []
+        snapshots: list[procstat.Snapshot] = []  # at the window's ends
+        ticks: list[procstat.Snapshot] = []  # in between, every few seconds
         rss_peak: dict[str, int] = {}
         marks_taken = asyncio.Event()
         watcher = asyncio.create_task(
-            self._watch(run, groups, snapshots, rss_peak, progress, marks_taken)
+            self._watch(run, groups, snapshots, ticks, rss_peak, progress, marks_taken)
         )
         try:
             launched = 0
@@ -401,7 +402,7 @@ class Generator:
         )
         if len(snapshots) == 2:
             first, last = snapshots
-            result.usage = procstat.usage(groups, first, last)
+            result.usage = procstat.usage(groups, [first, *ticks, last])
             total_cpu = last.machine_total_s - first.machine_total_s
             if total_cpu > 0:
                 result.machine_busy = (last.machine_busy_s - first.machine_busy_s) / total_cpu
@@ -412,6 +413,7 @@ class Generator:
         run: _Run,
         groups: Sequence[procstat.Group],
         snapshots: list[procstat.Snapshot],
+        ticks: list[procstat.Snapshot],
         rss_peak: dict[str, int],
         progress: bool,
         marks_taken: asyncio.Event,
@@ -438,6 +440,7 @@ class Generator:
             now = time.perf_counter()
             if groups and run.window[0] <= now <= run.window[1]:
                 taken = await asyncio.to_thread(procstat.snapshot, groups, now)
+                ticks.append(taken)
                 for name, samples in taken.groups.items():
                     rss = sum(s.rss_bytes for s in samples)
                     rss_peak[name] = max(rss_peak.get(name, 0), rss)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 _TICKS = os.sysconf("SC_CLK_TCK")
@@ -191,22 +191,42 @@ def snapshot(groups: Iterable[Group], at: float) -> Snapshot:
     return taken
 
 
-def usage(groups: Iterable[Group], first: Snapshot, last: Snapshot) -> list[Usage]:
-    """What each group (and each process of a `per_process` group) used between two
-    snapshots. A process that appeared in between counts from its start; one that went is in
-    its parent's reaped-children time."""
+def _filtered_cpu(name: str, taken: Sequence[Snapshot]) -> float:
+    """CPU of a group whose processes come and go without their time reaching a counted
+    parent: each process from its first sight in the window (or its start) to its last."""
+    first_seen: dict[int, float] = {}
+    last_seen: dict[int, float] = {}
+    for k, snap in enumerate(taken):
+        for s in snap.groups.get(name, []):
+            first_seen.setdefault(s.pid, s.cpu_s if k == 0 else 0.0)
+            last_seen[s.pid] = s.cpu_s
+    return sum(last_seen[pid] - first_seen[pid] for pid in last_seen)
+
+
+def usage(groups: Iterable[Group], taken: Sequence[Snapshot]) -> list[Usage]:
+    """What each group (and each process of a `per_process` group) used between the first
+    and the last of `taken` (the window's ends, with the snapshots in between). A process
+    that appeared in between counts from its start; one that went is in its parent's
+    reaped-children time, or, for a group of a shared PostgreSQL server (whose postmaster's
+    reaped time holds every database's backends), counted up to its last snapshot."""
+    first, last = taken[0], taken[-1]
     found: list[Usage] = []
     for group in groups:
         before = {s.pid: s for s in first.groups.get(group.name, [])}
         after = last.groups.get(group.name, [])
         total_before = sum(s.cpu_s for s in before.values())
         total_after = sum(s.cpu_s for s in after)
+        cpu = (
+            _filtered_cpu(group.name, taken)
+            if group.database is not None
+            else total_after - total_before
+        )
         pss = [s.pss_bytes for s in after]
         found.append(
             Usage(
                 group.name,
                 [s.pid for s in after],
-                max(0.0, total_after - total_before),
+                max(0.0, cpu),
                 sum(s.rss_bytes for s in after),
                 sum(p for p in pss if p is not None) if None not in pss else None,
             )
