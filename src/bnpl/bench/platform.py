@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -245,9 +246,12 @@ async def started_platform(
             await wait_ready(f"{url}/readyz", platform)
             log(
                 f"platform: `bnpl {' '.join(up)}` [pid {platform.pid}], providers: "
-                f"`bnpl sandbox --port {sandbox_port}` [pid {sandbox.pid}]; logs in {folder}"
+                f"`bnpl sandbox --port {sandbox_port}` [pid {sandbox.pid}]; their logs in "
+                f"{folder} (removed after a clean run)"
             )
             yield Target(url, admin_token, platform.pid, sandbox.pid, server, database_url)
         finally:
             for child in reversed(children):
                 await child.stop(log)
+        # Kept only when something failed (the exception went past the `finally` above).
+        shutil.rmtree(folder, ignore_errors=True)
