@@ -128,6 +128,8 @@ def create_app(
         idempotency=lambda: app.state.idempotency,
         merchant_rule=settings.rate_limit_merchant,
         consumer_rule=settings.rate_limit_consumer,
+        max_body_bytes=settings.max_body_bytes,
+        body_timeout_s=settings.http_body_timeout_s,
     )
     install_error_handlers(app)
     install_openapi(app)

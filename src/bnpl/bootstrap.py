@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import uvicorn
 
@@ -50,17 +51,20 @@ class _InnerServer(uvicorn.Server):
         yield
 
 
-async def serve_in_background(app: object, host: str, port: int) -> tuple[uvicorn.Server, str]:
-    """Run an ASGI app on its own uvicorn server inside this event loop; returns its URL."""
+async def serve_in_background(
+    app: object, host: str, port: int, **options: Any
+) -> tuple[uvicorn.Server, str]:
+    """Run an ASGI app on its own uvicorn server inside this event loop; returns its URL.
+    `options` are more uvicorn settings (the API's: `gateway.server.server_options`)."""
     config = uvicorn.Config(
         app,  # type: ignore[arg-type]
         host=host,
         port=port,
         log_level="warning",
         access_log=False,
-        proxy_headers=False,  # the sandbox providers, on loopback: no proxy in front
         lifespan="on",
         timeout_graceful_shutdown=1,
+        **{"proxy_headers": False, **options},  # the sandbox providers: no proxy in front
     )
     server = _InnerServer(config)
     task = asyncio.create_task(server.serve(), name=f"uvicorn-{port}")

@@ -12,6 +12,7 @@ import uvloop
 
 from bnpl.bootstrap import Roles, database_url, start_platform
 from bnpl.config import Settings
+from bnpl.gateway.server import server_options
 from bnpl.kit.gc_tuning import tune_for_service
 from bnpl.logs import configure_logging
 
@@ -37,7 +38,15 @@ def _run_api(
     typer.echo(f"BNPL API on http://{shown}:{port}  (docs: http://{shown}:{port}/docs)", err=True)
     typer.echo(f"operator token: Authorization: Bearer {settings.admin_token}", err=True)
     tune_for_service()
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    # Read deadlines, a connection limit and no proxy headers (`gateway/server.py`).
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        **server_options(settings),
+    )
 
 
 @cli.command()

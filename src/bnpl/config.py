@@ -53,6 +53,25 @@ class Settings(BaseSettings):
     idempotency_lock_timeout_s: int = 300
     access_token_ttl_s: int = 900
     refresh_token_ttl_s: int = 30 * 24 * 3600
+    # Sign-ups and logins per client address (each costs an argon2 hash): a person signs in a
+    # few times a minute, a burst of scripted guesses is stopped within a second (docs:
+    # architecture.md, "Security decisions").
+    rate_limit_per_address: str = "20/second"
+    # Comma-separated CIDRs of the reverse proxies whose X-Forwarded-For is believed; empty:
+    # the client address is the socket peer's.
+    trusted_proxies: str = ""
+    # Password hashes allowed to wait per hashing thread; beyond, 503 `overloaded` at once.
+    hash_queue_per_thread: int = 8
+    # `Authorization: Bearer <token>` that `GET /metrics` admits besides the operator token.
+    metrics_token: str | None = None
+
+    # HTTP server (`bnpl up` / `bnpl serve`) and request bodies.
+    max_body_bytes: int = 1024 * 1024  # larger bodies: 413 `payload_too_large`
+    http_header_timeout_s: float = 10.0  # from a connection's (or request's) first byte
+    http_body_timeout_s: float = 30.0  # whole body, from the end of the head: 408
+    http_keep_alive_s: int = 5  # an idle keep-alive connection is closed after this
+    http_max_head_bytes: int = 64 * 1024  # request line and headers: 431 beyond
+    http_max_connections: int = 1000  # open connections/requests; 503 `overloaded` beyond
 
     # Credit decisioning. Unset cutoff: the model's suggested cutoff in production, and a
     # lenient 0.65 in sandbox so integrations see approvals (personas exercise the declines).

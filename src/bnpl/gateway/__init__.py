@@ -1,9 +1,11 @@
 """API gateway: principals, authentication, rate limits, idempotency keys, request ids."""
 
+from bnpl.gateway.addresses import PerAddressLimit, client_address
 from bnpl.gateway.auth import (
     AnyP,
     ConsumerP,
     MerchantP,
+    MetricsReader,
     OperatorOrConsumerP,
     OperatorOrMerchantP,
     OperatorP,
@@ -29,13 +31,16 @@ __all__ = [
     "CredentialResolvers",
     "Merchant",
     "MerchantP",
+    "MetricsReader",
     "Operator",
     "OperatorOrConsumerP",
     "OperatorOrMerchantP",
     "OperatorP",
+    "PerAddressLimit",
     "Principal",
     "RateLimiter",
     "Verdict",
+    "client_address",
     "command",
     "current_principal",
     "request_id",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable
 from typing import Annotated
 
@@ -69,19 +70,34 @@ def require_any(request: Request) -> Operator | Merchant | Consumer:
     return _authenticated(request)
 
 
+def require_metrics_reader(request: Request) -> None:
+    """The operator, or whoever sends `Authorization: Bearer <BNPL_METRICS_TOKEN>` (a scraper
+    such as Prometheus, which should not hold the operator's token)."""
+    expected: str | None = request.app.state.runtime.settings.metrics_token
+    if expected:
+        scheme, _, credential = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(
+            credential.strip().encode(), expected.encode()
+        ):
+            return
+    require_operator(request)
+
+
 OperatorP = Annotated[Operator, Depends(require_operator)]
 MerchantP = Annotated[Merchant, Depends(require_merchant)]
 ConsumerP = Annotated[Consumer, Depends(require_consumer)]
 OperatorOrMerchantP = Annotated[Operator | Merchant, Depends(require_operator_or_merchant)]
 OperatorOrConsumerP = Annotated[Operator | Consumer, Depends(require_operator_or_consumer)]
 AnyP = Annotated[Operator | Merchant | Consumer, Depends(require_any)]
+MetricsReader = Depends(require_metrics_reader)
 
 # The kinds of principal each guard admits: the OpenAPI document's security comes from here.
-ADMITTED: dict[Callable[[Request], Principal], tuple[str, ...]] = {
+ADMITTED: dict[Callable[[Request], object], tuple[str, ...]] = {
     require_operator: ("operator",),
     require_merchant: ("merchant",),
     require_consumer: ("consumer",),
     require_operator_or_merchant: ("operator", "merchant"),
     require_operator_or_consumer: ("operator", "consumer"),
     require_any: ("operator", "merchant", "consumer"),
+    require_metrics_reader: ("operator",),
 }

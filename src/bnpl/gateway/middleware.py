@@ -1,5 +1,7 @@
-"""The gateway as one ASGI middleware: request ids, URLs PostgreSQL could not store, principals,
-rate limits, idempotency, logs and metrics, in that order, before any router sees the request."""
+"""The gateway as one ASGI middleware: request ids, request-body limits, URLs PostgreSQL could
+not store, principals, rate limits, idempotency, logs and metrics, in that order, before any
+router sees the request. It is the outermost layer that reads anything of a request, so its
+body limits (`gateway/body.py`) hold for everything inside it."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from urllib.parse import unquote_to_bytes
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bnpl.gateway.body import GuardedBody, payload_too_large_detail, too_large
 from bnpl.gateway.idempotency import (
     MAX_KEY_LENGTH,
     IdempotencyStore,
@@ -100,6 +103,8 @@ class GatewayMiddleware:
         idempotency: Callable[[], IdempotencyStore],
         merchant_rule: str,
         consumer_rule: str,
+        max_body_bytes: int = 1024 * 1024,
+        body_timeout_s: float = 30.0,
     ) -> None:
         self.app = app
         self.admin_token = admin_token
@@ -108,6 +113,8 @@ class GatewayMiddleware:
         self.idempotency = idempotency
         self.merchant_rule = merchant_rule
         self.consumer_rule = consumer_rule
+        self.max_body_bytes = max_body_bytes
+        self.body_timeout_s = body_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -172,6 +179,34 @@ class GatewayMiddleware:
         headers: dict[str, str],
         extra_headers: dict[str, str],
     ) -> None:
+        if too_large(headers.get("content-length"), self.max_body_bytes):
+            # Refused before a byte of the body is read; the connection closes, so the
+            # rest is never read either.
+            await _respond(
+                send,
+                *_problem(
+                    413,
+                    "payload_too_large",
+                    payload_too_large_detail(self.max_body_bytes),
+                    headers={"connection": "close"},
+                ),
+            )
+            return
+
+        answer = send
+
+        async def refuse(status: int, code: str, detail: str) -> None:
+            await _respond(answer, *_problem(status, code, detail, headers={"connection": "close"}))
+
+        guarded = GuardedBody(
+            receive,
+            answer,
+            max_bytes=self.max_body_bytes,
+            timeout_s=self.body_timeout_s,
+            refuse=refuse,
+        )
+        receive, send = guarded.receive, guarded.send
+
         part = _nul_in_url(scope)
         if part is not None:
             await _respond(
@@ -265,6 +300,8 @@ class GatewayMiddleware:
         self, scope: Scope, receive: Receive, send: Send, principal: Principal, key: str
     ) -> None:
         body = await _read_body(receive)
+        if body is None:
+            return  # the client left, or the body was refused (413/408): nothing to claim
         owner = principal.owner
         store = self.idempotency()
         decision = await store.claim(owner, key, request_hash(scope["method"], scope["path"], body))
@@ -320,23 +357,25 @@ class GatewayMiddleware:
             current_claim.reset(claim_token)
         if claim.completed:
             return
-        if captured["status"] >= 500:
+        if captured["status"] >= 500 or captured["status"] == 429:
+            # Not processed (a failure, overload, or a rate limit): the same key may be
+            # retried once the client has waited, and must then really run.
             await store.release(claim)
         else:
             # Answered without a business change (validation, conflicts): store the answer.
             await store.store(claim, captured["status"], bytes(captured["body"]))
 
 
-async def _read_body(receive: Receive) -> bytes:
+async def _read_body(receive: Receive) -> bytes | None:
+    """The whole body (bounded by the body guard), or None if it never arrived whole."""
     chunks = []
     while True:
         message = await receive()
         if message["type"] != "http.request":
-            break
+            return None
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
+            return b"".join(chunks)
 
 
 def _replay(body: bytes, original: Receive) -> Callable[[], Awaitable[Message]]:

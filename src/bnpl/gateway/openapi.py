@@ -123,11 +123,14 @@ ERRORS: dict[str, str] = {
     "403": "Not for this kind of principal (`forbidden`), or the merchant is suspended "
     "(`merchant_suspended`).",
     "404": "No such resource, or it belongs to someone else (`not_found`).",
+    "408": "The body did not arrive in time (`request_timeout`).",
     "409": "A conflict with the resource's state, or an Idempotency-Key used with another "
     "request (`idempotency_key_reused`) or still in progress "
     "(`idempotency_request_in_progress`).",
+    "413": "The body is larger than the server accepts (`payload_too_large`).",
     "422": "Not valid (`validation_error`, with `errors`), or against a business rule.",
     "429": "Too many requests (`rate_limited`).",
+    "503": "Overloaded (`overloaded`, with `Retry-After`), or a provider is unavailable.",
 }
 
 
@@ -213,6 +216,8 @@ def _error_statuses(
         statuses += ["401", "403"]
     if "{" in path:
         statuses.append("404")
+    if method in ("post", "put", "patch"):
+        statuses += ["408", "413"]  # the gateway's body limits (`gateway/body.py`)
     if method in ("post", "put", "patch", "delete"):
         statuses.append("409")
     if rate_limited:
@@ -228,7 +233,7 @@ def _describe_response(status: str, response: Spec, method: str, rate_limited: b
     if rate_limited or status == "429":
         for name in ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"):
             headers[name] = _ref("headers", name)
-    if status == "429":
+    if status in ("429", "503"):
         headers["Retry-After"] = _ref("headers", "Retry-After")
     if status[0] in "45":
         # Every failure, whoever raises it, is rendered as problem+json (`bnpl.app`).

@@ -63,5 +63,9 @@ class RateLimiter:
         allowed = await self._strategy.test(item, key)
         return await self._verdict(item, allowed, key)
 
+    async def clear(self, rule: str, key: str) -> None:
+        """Forget every hit counted against `rule` for `key`."""
+        await self._strategy.clear(self._item(rule), key)
+
     async def reset(self) -> None:
         await self.storage.reset()

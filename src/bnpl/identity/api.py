@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Request, Response
 
 from bnpl import audit
-from bnpl.gateway import ConsumerP, OperatorP, command, runtime
+from bnpl.gateway import ConsumerP, OperatorP, PerAddressLimit, command, runtime
 from bnpl.identity import service
 from bnpl.identity.schemas import (
     ConsumerCreate,
@@ -52,11 +52,14 @@ def invalid_refresh_token() -> ProblemError:
     "/v1/consumers",
     status_code=201,
     response_model=ConsumerOut,
-    responses=_problems(409, 422),
+    responses=_problems(409, 422, 429, 503),
+    dependencies=[PerAddressLimit],
 )
 async def create_consumer(body: ConsumerCreate, request: Request) -> Response:
     """Sign a consumer up (public). KYC then runs in the background."""
-    password_hash = await service.hash_new_password(body.password.get_secret_value())
+    password_hash = await service.hash_new_password(
+        runtime(request), body.password.get_secret_value()
+    )
     async with command(request) as cmd:
         consumer = await service.register_consumer(cmd.conn, cmd.rt, body, password_hash, cmd.at)
         return await cmd.respond(201, consumer, action="consumer.registered", entity_id=consumer.id)
@@ -106,7 +109,12 @@ async def set_credit_limit(
 # --- authentication ---------------------------------------------------------------------------
 
 
-@router.post("/v1/auth/login", response_model=TokenPair, responses=_problems(401, 429))
+@router.post(
+    "/v1/auth/login",
+    response_model=TokenPair,
+    responses=_problems(401, 429, 503),
+    dependencies=[PerAddressLimit],
+)
 async def login(body: LoginRequest, request: Request) -> Response:
     who = await service.authenticate(runtime(request), body.email, body.password.get_secret_value())
     async with command(request) as cmd:

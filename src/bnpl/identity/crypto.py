@@ -7,7 +7,10 @@
 - Passwords are hashed with argon2id (argon2-cffi's RFC 9106 low-memory defaults: 64 MiB, 3
   passes). Hashing is CPU- and memory-heavy, so it runs in worker threads, never on the event
   loop: a pool of its own, one thread per CPU, so a burst of logins queues instead of taking
-  every default-executor thread (and 64 MiB per thread) from the rest of the process.
+  every default-executor thread (and 64 MiB per thread) from the rest of the process. The
+  queue is bounded: a request that would find more than `max_waiting_per_thread` hashes per
+  thread already waiting is shed at once (`HashingOverloaded`, answered 503 `overloaded`)
+  rather than waiting seconds behind a burst, while the hashes already queued finish in time.
 - Access tokens are short-lived HS256 JWTs carrying the session id; refresh tokens are opaque
   random strings stored only as their SHA-256.
 
@@ -20,8 +23,9 @@ import asyncio
 import hashlib
 import os
 import secrets
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -47,16 +51,49 @@ def aad(table: str, column: str, row_id: str) -> str:
 # --- passwords --------------------------------------------------------------------------------
 
 _hasher: Final = PasswordHasher()  # argon2id, RFC 9106 low-memory profile
-_hash_pool: Final = ThreadPoolExecutor(
-    max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="argon2"
-)
+HASH_THREADS: Final = max(2, os.cpu_count() or 2)
+_hash_pool: Final = ThreadPoolExecutor(max_workers=HASH_THREADS, thread_name_prefix="argon2")
+# Hashes submitted to the pool and not finished (running or waiting). Counted down by the
+# job's own completion, so a caller that gave up waiting does not free a place early.
+_in_pool = 0
+_in_pool_lock: Final = threading.Lock()
+
+
+class HashingOverloaded(Exception):
+    """Too many password hashes are already waiting: the request is shed, not queued."""
+
+
+def hashing_has_room(max_waiting_per_thread: int) -> bool:
+    """Would a hash be admitted now (see `hash_password`)?"""
+    return _in_pool < HASH_THREADS * (1 + max_waiting_per_thread)
+
+
+def _admit(max_waiting_per_thread: int | None) -> None:
+    global _in_pool
+    with _in_pool_lock:
+        if max_waiting_per_thread is not None and not hashing_has_room(max_waiting_per_thread):
+            raise HashingOverloaded
+        _in_pool += 1
+
+
+def _finished(_: object) -> None:
+    global _in_pool
+    with _in_pool_lock:
+        _in_pool -= 1
 
 
 T = TypeVar("T")
 
 
-async def _off_loop(fn: Callable[..., T], *args: object) -> T:
-    return await asyncio.get_running_loop().run_in_executor(_hash_pool, fn, *args)
+async def _off_loop(max_waiting_per_thread: int | None, fn: Callable[..., T], *args: object) -> T:
+    _admit(max_waiting_per_thread)
+    try:
+        job: Future[T] = _hash_pool.submit(fn, *args)
+    except BaseException:
+        _finished(None)
+        raise
+    job.add_done_callback(_finished)
+    return await asyncio.wrap_future(job)
 
 
 @lru_cache(maxsize=1)
@@ -65,8 +102,10 @@ def _dummy_hash() -> str:
     return _hasher.hash(secrets.token_urlsafe(16))
 
 
-async def hash_password(password: str) -> str:
-    return await _off_loop(_hasher.hash, password)
+async def hash_password(password: str, *, max_waiting_per_thread: int | None = None) -> str:
+    """Hash in the pool; `HashingOverloaded` if more than `max_waiting_per_thread` hashes per
+    thread are already waiting (None: no bound)."""
+    return await _off_loop(max_waiting_per_thread, _hasher.hash, password)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,9 +125,12 @@ def _verify(stored: str | None, password: str) -> PasswordCheck:
     return PasswordCheck(True, _hasher.check_needs_rehash(stored))
 
 
-async def verify_password(stored: str | None, password: str) -> PasswordCheck:
-    """Check `password` against `stored` (None: an unknown account, still costs one hash)."""
-    return await _off_loop(_verify, stored, password)
+async def verify_password(
+    stored: str | None, password: str, *, max_waiting_per_thread: int | None = None
+) -> PasswordCheck:
+    """Check `password` against `stored` (None: an unknown account, still costs one hash);
+    bounded like `hash_password`."""
+    return await _off_loop(max_waiting_per_thread, _verify, stored, password)
 
 
 # --- tokens -----------------------------------------------------------------------------------

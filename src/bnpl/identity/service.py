@@ -5,6 +5,7 @@ idempotent by subject id, so a retried event never verifies twice)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from dataclasses import dataclass
@@ -54,12 +55,27 @@ def cipher(rt: Runtime) -> crypto.FieldCipher:
 # --- consumers --------------------------------------------------------------------------------
 
 
-async def hash_new_password(password: str) -> str:
-    """Check the password policy (422 `weak_password`), then hash it (off the event loop)."""
+def overloaded() -> ProblemError:
+    return ProblemError(
+        503,
+        "overloaded",
+        "Too many sign-ins are being processed; try again in a moment.",
+        headers={"Retry-After": "1"},
+    )
+
+
+async def hash_new_password(rt: Runtime, password: str) -> str:
+    """Check the password policy (422 `weak_password`), then hash it (off the event loop);
+    503 `overloaded` when the hashing queue is full."""
     problem = password_problem(password)
     if problem is not None:
         raise unprocessable("weak_password", problem, "password")
-    return await crypto.hash_password(password)
+    try:
+        return await crypto.hash_password(
+            password, max_waiting_per_thread=rt.settings.hash_queue_per_thread
+        )
+    except crypto.HashingOverloaded:
+        raise overloaded() from None
 
 
 async def register_consumer(
@@ -236,9 +252,13 @@ def invalid_credentials(headers: dict[str, str] | None = None) -> ProblemError:
     )
 
 
-def _login_limit_key(email: str) -> str:
-    # Hashed: the limiter's store (Redis) has no business holding email addresses.
-    return "login:" + hashlib.sha256(normalize_email(email).encode()).hexdigest()
+def login_limit_key(consumer_id: str | None, email: str) -> str:
+    """The failed-login bucket: the account's when the email names one (however the email was
+    spelled: the lookup decides, in PostgreSQL's case rules, not Python's), else the email's.
+    Hashed: the limiter's store (Redis) has no business holding email addresses."""
+    if consumer_id is not None:
+        return f"login:account:{consumer_id}"
+    return "login:email:" + hashlib.sha256(normalize_email(email).encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,25 +269,46 @@ class Authenticated:
 
 async def authenticate(rt: Runtime, email: str, password: str) -> Authenticated:
     """Check an email and password; 401 `invalid_credentials` (the same for an unknown email
-    and a wrong password, at the same cost), 429 `rate_limited` after too many failures."""
-    rule, key = rt.settings.rate_limit_failed_logins, _login_limit_key(email)
-    verdict = await rt.limiter.check(rule, key)
-    if not verdict.allowed:
+    and a wrong password, at the same cost), 429 `rate_limited` after too many failures,
+    503 `overloaded` when the hashing queue is full.
+
+    An attempt takes its place in the account's failed-login window (an atomic hit) before
+    the password is checked, so concurrent guesses cannot all be checked against a window
+    that none of them has filled yet; when no place is left it is refused unchecked. A
+    successful login clears the window (docs/architecture.md, "Security decisions").
+    """
+    async with rt.db.connection() as conn:
+        found = await repo.credentials_by_email(conn, email.strip())
+    bound = rt.settings.hash_queue_per_thread
+    if not crypto.hashing_has_room(bound):
+        raise overloaded()  # before taking a place: an attempt that is shed is not counted
+    rule = rt.settings.rate_limit_failed_logins
+    key = login_limit_key(found["id"] if found is not None else None, email)
+    attempt = await rt.limiter.hit(rule, key)
+    if not attempt.allowed:
         raise ProblemError(
             429,
             "rate_limited",
             "Too many failed logins for this email; try again later.",
-            headers=verdict.headers(),
+            headers=attempt.headers(),
         )
-    async with rt.db.connection() as conn:
-        found = await repo.credentials_by_email(conn, email.strip())
-    check = await crypto.verify_password(
-        found["password_hash"] if found is not None else None, password
-    )
+    try:
+        check = await crypto.verify_password(
+            found["password_hash"] if found is not None else None,
+            password,
+            max_waiting_per_thread=bound,
+        )
+    except crypto.HashingOverloaded:
+        # The queue filled up after the look above: the place stays taken, as it does for
+        # every attempt let in (erring towards the account, never towards the guesser).
+        raise overloaded() from None
     if found is None or not check.ok:
-        failed = await rt.limiter.hit(rule, key)
-        raise invalid_credentials(failed.headers())
-    rehash = await crypto.hash_password(password) if check.rehash else None
+        raise invalid_credentials(attempt.headers())
+    await rt.limiter.clear(rule, key)
+    rehash = None
+    if check.rehash:
+        with contextlib.suppress(crypto.HashingOverloaded):  # the upgrade can wait
+            rehash = await crypto.hash_password(password, max_waiting_per_thread=bound)
     return Authenticated(found["id"], rehash)
 
 

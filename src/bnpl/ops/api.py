@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from bnpl.gateway import runtime
+from bnpl.gateway import MetricsReader, runtime
 
 router = APIRouter(tags=["operations"])
 
@@ -33,6 +33,8 @@ async def readyz(request: Request) -> Response:
     )
 
 
-@router.get("/metrics")
+@router.get("/metrics", dependencies=[MetricsReader])
 async def metrics() -> Response:
+    """Prometheus text format. For the operator token, or `BNPL_METRICS_TOKEN` when set
+    (request counts and latencies per route are not for everyone to read)."""
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -5,6 +5,13 @@ from __future__ import annotations
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from bnpl.config import Settings
+from bnpl.kit.ids import new_id
+from tests.conftest import ADMIN_TOKEN
+from tests.integration.foundation.conftest import running_probe
+from tests.integration.foundation.probe import consumer_token, merchant_token
+from tests.support import assert_problem, bearer
+
 
 async def test_healthz(client: httpx.AsyncClient) -> None:
     r = await client.get("/healthz")
@@ -23,7 +30,7 @@ async def test_readyz_checks_the_database(client: httpx.AsyncClient) -> None:
 async def test_metrics_in_prometheus_text_format(client: httpx.AsyncClient) -> None:
     await client.get("/v1/audit")  # a metered request (401)
     await client.get("/v1/nowhere/chk_01JD0000000000000000000000")  # 404
-    r = await client.get("/metrics")
+    r = await client.get("/metrics", headers=bearer(ADMIN_TOKEN))
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/plain")
     families = {f.name: f for f in text_string_to_metric_families(r.text)}
@@ -72,3 +79,30 @@ async def test_docs_page(client: httpx.AsyncClient) -> None:
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/html")
     assert "/openapi.json" in r.text
+
+
+async def test_metrics_are_not_public(client: httpx.AsyncClient) -> None:
+    for headers in ({}, bearer("not-a-token"), {"Authorization": f"Basic {ADMIN_TOKEN}"}):
+        r = await client.get("/metrics", headers=headers)
+        assert_problem(r, 401, "unauthenticated")
+        assert "bnpl_http_requests_total" not in r.text
+    # Health and readiness stay public (load balancers and orchestrators probe them).
+    assert (await client.get("/healthz")).status_code == 200
+    assert (await client.get("/readyz")).status_code == 200
+
+
+async def test_metrics_admit_the_metrics_token(settings: Settings) -> None:
+    token = "scrape-" + new_id("tok")
+    async with running_probe(settings.model_copy(update={"metrics_token": token})) as probe:
+        r = await probe.client.get("/metrics", headers=bearer(token))
+        assert r.status_code == 200, r.text
+        assert "bnpl_http_requests_total" in r.text
+        assert (await probe.client.get("/metrics", headers=probe.operator)).status_code == 200
+        assert_problem(await probe.client.get("/metrics"), 401, "unauthenticated")
+        assert_problem(
+            await probe.client.get("/metrics", headers=bearer(token + "x")), 401, "unauthenticated"
+        )
+        # Merchants and consumers are authenticated, but this is not for them.
+        for credential in (merchant_token(new_id("mer")), consumer_token(new_id("cus"))):
+            r = await probe.client.get("/metrics", headers=bearer(credential))
+            assert_problem(r, 403, "forbidden")
