@@ -56,7 +56,7 @@ class Settings(BaseSettings):
     # Sign-ups and logins per client address (each costs an argon2 hash): a person signs in a
     # few times a minute, a burst of scripted guesses is stopped within a second (docs:
     # architecture.md, "Security decisions").
-    rate_limit_per_address: str = "20/second"
+    rate_limit_per_address: str = "100/second"
     # Comma-separated CIDRs of the reverse proxies whose X-Forwarded-For is believed; empty:
     # the client address is the socket peer's.
     trusted_proxies: str = ""

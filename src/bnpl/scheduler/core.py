@@ -48,11 +48,13 @@ class Scheduler:
     _running: bool = False
     _advance_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _work_tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    _running_work: dict[str, asyncio.Lock] = field(default_factory=dict)
 
     def register(self, work: DueWork) -> None:
         if any(w.name == work.name for w in self.works):
             raise ValueError(f"due work {work.name!r} is already registered")
         self.works.append(work)
+        self._running_work[work.name] = asyncio.Lock()
 
     async def start(self) -> None:
         self._running = True
@@ -94,23 +96,27 @@ class Scheduler:
         While the sandbox clock is being advanced, `advance_to` runs the works instead."""
         while self._running:
             try:
-                while not self._advance_lock.locked():
-                    done = await work.run_due(self.db, self.clock.now(), self.batch_size)
-                    if done < self.batch_size:
-                        break
+                async with self._running_work[work.name]:
+                    while not self._advance_lock.locked():
+                        done = await work.run_due(self.db, self.clock.now(), self.batch_size)
+                        if done < self.batch_size:
+                            break
             except Exception:
                 log.exception("scheduled work failed", extra={"work": work.name})
             await asyncio.sleep(self.interval)
 
     async def run_due(self, now: datetime) -> int:
-        """Run every work item due at `now` until none is left that this process can claim."""
+        """Run every work item due at `now` until none is left that this process can claim.
+        A work's background run in this process is waited for first, so that what it had
+        claimed (at the time before an advance) is finished, not skipped as someone else's."""
         total = 0
         for work in self.works:
-            while True:
-                done = await work.run_due(self.db, now, self.batch_size)
-                total += done
-                if done < self.batch_size:
-                    break
+            async with self._running_work[work.name]:
+                while True:
+                    done = await work.run_due(self.db, now, self.batch_size)
+                    total += done
+                    if done < self.batch_size:
+                        break
         return total
 
     async def _earliest_due(self) -> datetime | None:
