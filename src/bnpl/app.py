@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -20,8 +21,11 @@ from bnpl.gateway import CredentialResolvers
 from bnpl.gateway.idempotency import IdempotencyStore
 from bnpl.gateway.middleware import GatewayMiddleware
 from bnpl.gateway.openapi import install_openapi
+from bnpl.gateway.server import configure_shared_port_protocol
 from bnpl.kit.crypto import field_cipher
 from bnpl.kit.errors import FieldError, ProblemError, problem_body
+from bnpl.kit.gc_tuning import tune_for_service
+from bnpl.logs import configure_logging
 
 log = logging.getLogger(__name__)
 
@@ -135,4 +139,17 @@ def create_app(
     install_openapi(app)
     for router in contexts.routers(services):
         app.include_router(router)
+    return app
+
+
+def api_from_env() -> FastAPI:
+    """The API of one `bnpl serve --workers N` process (uvicorn's factory): settings from the
+    environment, no workers, the routers of `BNPL_SERVICES` (comma-separated; default all)."""
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_json)
+    configure_shared_port_protocol(settings)
+    services = os.environ.get("BNPL_SERVICES")
+    chosen = {s.strip() for s in services.split(",")} if services else None
+    app = create_app(settings, Roles(workers=False, migrate=False), chosen)
+    tune_for_service()
     return app

@@ -163,6 +163,9 @@ async def start_platform(settings: Settings, roles: Roles = Roles()) -> AsyncIte
             purger = asyncio.create_task(_purge_expired_keys(keys), name="idempotency-purge")
             stack.push_async_callback(_cancel, purger)
         else:
+            # Consumers run in the workers: tell them when this process commits events.
+            await bus.start_notifier()
+            stack.push_async_callback(bus.stop)
             # The scheduler loop refreshes the clock in a worker; an API-only process must
             # still follow the sandbox clock when another process moves it.
             refresher = asyncio.create_task(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from typing import Annotated
 
@@ -28,15 +29,19 @@ def _settings() -> Settings:
     return settings
 
 
+def _announce(settings: Settings, host: str, port: int) -> None:
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    typer.echo(f"BNPL API on http://{shown}:{port}  (docs: http://{shown}:{port}/docs)", err=True)
+    typer.echo(f"operator token: Authorization: Bearer {settings.admin_token}", err=True)
+
+
 def _run_api(
     settings: Settings, host: str, port: int, roles: Roles, services: set[str] | None
 ) -> None:
     from bnpl.app import create_app
 
     app = create_app(settings, roles, services)
-    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    typer.echo(f"BNPL API on http://{shown}:{port}  (docs: http://{shown}:{port}/docs)", err=True)
-    typer.echo(f"operator token: Authorization: Bearer {settings.admin_token}", err=True)
+    _announce(settings, host, port)
     tune_for_service()
     # Read deadlines, a connection limit and no proxy headers (`gateway/server.py`).
     uvicorn.run(
@@ -49,10 +54,30 @@ def _run_api(
     )
 
 
+Workers = Annotated[
+    int | None,
+    typer.Option("--workers", min=1, max=64, help="API processes (default: one per core)."),
+]
+
+
 @cli.command()
-def up(host: Host = "127.0.0.1", port: Port = 8000) -> None:
-    """Apply pending migrations, then run the API and every worker in one process."""
-    _run_api(_settings(), host, port, Roles(workers=True, migrate=True), None)
+def up(
+    host: Host = "127.0.0.1",
+    port: Port = 8000,
+    workers: Workers = None,
+    single_process: Annotated[
+        bool, typer.Option(help="API, workers and simulators in one process (development).")
+    ] = False,
+) -> None:
+    """Apply pending migrations, then run the whole platform: the API in `--workers`
+    processes, the event and scheduled workers, the sandbox providers (`supervisor.py`)."""
+    settings = _settings()
+    if single_process:
+        _run_api(settings, host, port, Roles(workers=True, migrate=True), None)
+        return
+    from bnpl import supervisor
+
+    raise typer.Exit(supervisor.run(settings, host, port, workers or os.cpu_count() or 1))
 
 
 @cli.command()
@@ -62,10 +87,36 @@ def serve(
     services: Annotated[
         str | None, typer.Option(help="Comma-separated contexts whose routers to mount.")
     ] = None,
+    workers: Workers = None,
 ) -> None:
-    """Run only the HTTP API (no workers)."""
-    chosen = {s.strip() for s in services.split(",")} if services else None
-    _run_api(_settings(), host, port, Roles(workers=False, migrate=False), chosen)
+    """Run only the HTTP API (no workers), in `--workers` processes sharing the port."""
+    settings = _settings()
+    count = workers or os.cpu_count() or 1
+    if count == 1:
+        chosen = {s.strip() for s in services.split(",")} if services else None
+        _run_api(settings, host, port, Roles(workers=False, migrate=False), chosen)
+        return
+    if settings.providers_url is None:
+        raise typer.BadParameter(
+            "several API processes need the providers in a process of their own: run "
+            "`bnpl sandbox` and set BNPL_PROVIDERS_URL (or use --workers 1)",
+            param_hint="--workers",
+        )
+    # The processes share one database: start the embedded one here, not in each of them.
+    os.environ["BNPL_DATABASE_URL"] = database_url(settings)
+    if services:
+        os.environ["BNPL_SERVICES"] = services
+    _announce(settings, host, port)
+    uvicorn.run(
+        "bnpl.app:api_from_env",
+        factory=True,
+        workers=count,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        **server_options(settings, processes=count),
+    )
 
 
 @cli.command()
@@ -135,8 +186,10 @@ def sandbox(host: Host = "127.0.0.1", port: Port = 8100) -> None:
 
 # The purchase load generator (issue 13); registered last, the other commands are above.
 from bnpl.bench.cli import bench  # noqa: E402
+from bnpl.bench.simulate import simulate  # noqa: E402
 
 cli.command()(bench)
+cli.command()(simulate)  # weeks of traffic on the sandbox clock (issue 13)
 
 
 def main() -> None:

@@ -86,7 +86,7 @@ class Settings(BaseSettings):
     late_fee_cap_bps: int = 2500
 
     # Workers.
-    bus_poll_interval_s: float = 0.05
+    bus_poll_interval_s: float = 1.0  # a fallback: commits wake consumers (LISTEN/NOTIFY)
     scheduler_interval_s: float = 1.0
     scheduler_batch_size: int = 500  # due items one run of a job claims at a time
     # Collections: gateway charges in flight at once per worker, and how long a claimed

@@ -121,7 +121,10 @@ def register(rt: Runtime) -> None:
     rt.hooks["release_exposure"] = release_exposure
     rt.hooks["release_exposures"] = release_exposures
     rt.bus.subscribe(
-        "credit.open_account", [identity.CONSUMER_KYC_VERIFIED], handlers.open_account_on_verified
+        "credit.open_account",
+        [identity.CONSUMER_KYC_VERIFIED],
+        handlers.open_account_on_verified,
+        batch=True,
     )
     rt.bus.subscribe(
         "credit.prefetch_bureau", [identity.CONSUMER_KYC_VERIFIED], handlers.prefetch_bureau(built)
@@ -130,4 +133,5 @@ def register(rt: Runtime) -> None:
         "credit.track_repayments",
         ["installment.paid", "installment.late"],
         handlers.track_repayments(built),
+        batch=True,
     )

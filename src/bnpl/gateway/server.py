@@ -171,12 +171,25 @@ def protocol_for(settings: Settings) -> type[GuardedHttpProtocol]:
     )
 
 
-def server_options(settings: Settings) -> dict[str, Any]:
+class SharedPortHttpProtocol(GuardedHttpProtocol):
+    """The protocol of `bnpl serve --workers N`: uvicorn hands its processes the protocol by
+    import path, so the class is a module's, and each process sets its limits from its own
+    settings (`configure_shared_port_protocol`, called by the app factory)."""
+
+
+def configure_shared_port_protocol(settings: Settings) -> None:
+    limits = protocol_for(settings)
+    for name in ("header_timeout_s", "body_timeout_s", "max_head_bytes", "max_connections"):
+        setattr(SharedPortHttpProtocol, name, getattr(limits, name))
+
+
+def server_options(settings: Settings, *, processes: int = 1) -> dict[str, Any]:
     """uvicorn options for the API: the guarded protocol, keep-alive, and no proxy headers
     (uvicorn would believe X-Forwarded-For from loopback by default; the gateway decides
     which proxies to trust, `BNPL_TRUSTED_PROXIES`)."""
+    shared = "bnpl.gateway.server:SharedPortHttpProtocol"
     return {
-        "http": protocol_for(settings),
+        "http": protocol_for(settings) if processes == 1 else shared,
         "timeout_keep_alive": settings.http_keep_alive_s,
         "proxy_headers": False,
     }

@@ -77,6 +77,13 @@ class Database:
             await self._pool.close()
             self._pool = None
 
+    async def connect_raw(self) -> asyncpg.Connection:
+        """A connection of its own, outside the pool (a LISTEN that lives as long as the
+        process); the caller closes it."""
+        conn: asyncpg.Connection = await asyncpg.connect(self.dsn)
+        await _init_connection(conn)
+        return conn
+
     @property
     def max_size(self) -> int:
         """The most connections the pool opens."""

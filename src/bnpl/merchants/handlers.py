@@ -40,12 +40,14 @@ def subscribe(rt: Runtime) -> None:
         APPLY_VERIFICATION,
         [events.BUSINESS_VERIFIED, events.BUSINESS_REJECTED],
         apply_verification(rt),
+        batch=True,
     )
     # Captures, their fees and refunds: what the daily settlement nets.
     rt.bus.subscribe(
         RECORD_SETTLEMENT_ITEMS,
         [settlements.CHECKOUT_CAPTURED, settlements.CHECKOUT_REFUNDED],
         settlements.record_items,
+        batch=True,
     )
     # Every public event of a merchant, for its webhook endpoints.
-    rt.bus.subscribe(QUEUE_WEBHOOKS, PUBLIC_TYPES, webhooks.queue_handler(rt))
+    rt.bus.subscribe(QUEUE_WEBHOOKS, PUBLIC_TYPES, webhooks.queue_handler(rt), batch=True)

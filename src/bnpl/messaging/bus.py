@@ -12,6 +12,19 @@ The PostgreSQL backend reads the outbox table itself:
    and events of one aggregate in order;
 3. every handler runs in a transaction that first records the event in the consumer's inbox;
    an event already in the inbox is skipped, so redelivery after a crash changes nothing.
+   A consumer subscribed with `batch=True` handles a whole batch in the dispatch's own
+   transaction: one multi-row inbox insert, the handler for each fresh event in order, the
+   cursor move, one commit. If any handler fails, the batch's savepoint is rolled back and
+   its events are handled one by one (with retries and dead letters) as for other consumers;
+4. a cycle dispatches only the consumers that have an event they want between their cursor
+   and the head (one query, by the index on (type, position)); a consumer with nothing it
+   wants in that range has its cursor moved to the head in the same query.
+
+Waking up: a process that commits events calls `wake()`, which wakes its own loop at once
+and, at most every few milliseconds, sends `NOTIFY bnpl_events`; every process running
+consumers LISTENs on a connection of its own, so consumers in other processes start within
+milliseconds. The poll every `poll_interval` (1 s by default) only covers a lost listener
+connection, so an idle platform costs about nothing.
 
 A Kafka backend implements the same `Bus` protocol (an outbox relay publishes the sequenced
 events to topics keyed by aggregate id); contexts never see which one runs.
@@ -45,12 +58,23 @@ class Subscription:
     types: frozenset[str]
     handler: Handler
     max_attempts: int = 5
+    batch: bool = False
 
 
 class Bus(Protocol):
-    def subscribe(self, name: str, types: Iterable[str], handler: Handler) -> None: ...
+    def subscribe(
+        self,
+        name: str,
+        types: Iterable[str],
+        handler: Handler,
+        max_attempts: int = 5,
+        *,
+        batch: bool = False,
+    ) -> None: ...
 
     async def start(self) -> None: ...
+
+    async def start_notifier(self) -> None: ...
 
     async def stop(self) -> None: ...
 
@@ -59,24 +83,41 @@ class Bus(Protocol):
     async def drain(self, timeout: float = 30.0) -> None: ...
 
 
+CHANNEL = "bnpl_events"
+
+
 @dataclass
 class PostgresBus:
     db: Database
-    poll_interval: float = 0.05
+    poll_interval: float = 1.0
     batch_size: int = 500
     concurrency: int = 16
+    notify_every: float = 0.005
     subscriptions: dict[str, Subscription] = field(default_factory=dict)
     _wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    _notify: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task[None] | None = None
+    _notifier: asyncio.Task[None] | None = None
+    _listener: asyncpg.Connection | None = None
     _running: bool = False
     _cycle_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def subscribe(
-        self, name: str, types: Iterable[str], handler: Handler, max_attempts: int = 5
+        self,
+        name: str,
+        types: Iterable[str],
+        handler: Handler,
+        max_attempts: int = 5,
+        *,
+        batch: bool = False,
     ) -> None:
+        """`batch=True` for a handler that only writes to the database (no provider call,
+        no lock held for long): it then shares one transaction with the rest of its batch."""
         if name in self.subscriptions:
             raise ValueError(f"consumer {name!r} is already subscribed")
-        self.subscriptions[name] = Subscription(name, frozenset(types), handler, max_attempts)
+        self.subscriptions[name] = Subscription(
+            name, frozenset(types), handler, max_attempts, batch
+        )
 
     async def _ensure_cursors(self) -> None:
         async with self.db.transaction() as conn:
@@ -88,7 +129,14 @@ class PostgresBus:
     async def start(self) -> None:
         await self._ensure_cursors()
         self._running = True
+        await self._listen()
+        await self.start_notifier()
         self._task = asyncio.create_task(self._loop(), name="bus")
+
+    async def start_notifier(self) -> None:
+        """Send the NOTIFYs of `wake()` (also in a process that runs no consumer: the API)."""
+        if self._notifier is None:
+            self._notifier = asyncio.create_task(self._notify_loop(), name="bus-notify")
 
     async def stop(self) -> None:
         self._running = False
@@ -96,12 +144,45 @@ class PostgresBus:
         if self._task is not None:
             await self._task
             self._task = None
+        if self._notifier is not None:
+            self._notifier.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._notifier
+            self._notifier = None
+        if self._listener is not None:
+            with contextlib.suppress(Exception):
+                await self._listener.close()
+            self._listener = None
 
     def wake(self) -> None:
+        """Events were committed: handle them here now, and tell the other processes."""
         self._wakeup.set()
+        self._notify.set()
+
+    async def _notify_loop(self) -> None:
+        while True:
+            await self._notify.wait()
+            self._notify.clear()
+            try:
+                await self.db.execute("SELECT pg_notify($1, '')", CHANNEL)
+            except Exception:
+                log.warning("bus notify failed", exc_info=True)
+            await asyncio.sleep(self.notify_every)
+
+    async def _listen(self) -> None:
+        """(Re)open the connection that LISTENs for other processes' events."""
+        if self._listener is not None and not self._listener.is_closed():
+            return
+        try:
+            self._listener = await self.db.connect_raw()
+            await self._listener.add_listener(CHANNEL, lambda *_: self._wakeup.set())
+        except Exception:
+            self._listener = None
+            log.warning("bus listener connection failed; polling", exc_info=True)
 
     async def _loop(self) -> None:
         while self._running:
+            await self._listen()
             try:
                 busy = await self.run_once()
             except Exception:
@@ -125,8 +206,45 @@ class PostgresBus:
                 async with gate:
                     return await self._dispatch(sub)
 
-            results = await asyncio.gather(*(dispatch(s) for s in self.subscriptions.values()))
+            behind = await self._behind()
+            results = await asyncio.gather(*(dispatch(self.subscriptions[n]) for n in behind))
             return busy or any(results)
+
+    async def _behind(self) -> list[str]:
+        """The consumers with an event they want between their cursor and the head. The
+        others that are behind have their cursors moved to the head (nothing to handle)."""
+        if not self.subscriptions:
+            return []
+        wanted = {s.name: sorted(s.types) for s in self.subscriptions.values()}
+        rows = await self.db.fetch(
+            """
+            WITH head AS (
+                SELECT last_position AS head FROM messaging.sequencer WHERE id = 1
+            ), behind AS (
+                SELECT c.consumer, c.position, h.head,
+                       EXISTS (
+                           SELECT 1
+                           FROM jsonb_array_elements_text($1::jsonb -> c.consumer) AS t(type)
+                           CROSS JOIN LATERAL (
+                               SELECT 1 FROM messaging.events e
+                               WHERE e.type = t.type AND e.position > c.position
+                                 AND e.position <= h.head
+                               LIMIT 1
+                           ) hit
+                       ) AS wanted
+                FROM messaging.cursors c, head h
+                WHERE c.consumer = ANY($2::text[]) AND c.position < h.head
+            ), skipped AS (
+                UPDATE messaging.cursors c SET position = b.head, updated_at = now()
+                FROM behind b
+                WHERE c.consumer = b.consumer AND NOT b.wanted AND c.position < b.head
+            )
+            SELECT consumer FROM behind WHERE wanted
+            """,
+            wanted,
+            list(wanted),
+        )
+        return [r["consumer"] for r in rows]
 
     async def drain(self, timeout: float = 30.0) -> None:
         """Return once every committed event has been handled by every consumer."""
@@ -141,19 +259,10 @@ class PostgresBus:
                 await asyncio.sleep(0.01)
 
     async def _caught_up(self) -> bool:
-        row = await self.db.fetchrow(
-            """
-            SELECT
-              (SELECT last_position FROM messaging.sequencer WHERE id = 1) AS head,
-              EXISTS (SELECT 1 FROM messaging.events WHERE position IS NULL) AS unsequenced,
-              (SELECT min(position) FROM messaging.cursors WHERE consumer = ANY($1)) AS slowest
-            """,
-            list(self.subscriptions),
+        unsequenced = await self.db.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM messaging.events WHERE position IS NULL)"
         )
-        assert row is not None
-        if row["unsequenced"]:
-            return False
-        return row["slowest"] is None or row["slowest"] >= row["head"]
+        return not unsequenced and not await self._behind()
 
     async def _sequence(self) -> int:
         async with self.db.transaction() as conn:
@@ -196,7 +305,6 @@ class PostgresBus:
             # Read the head first: everything up to it is sequenced, so nothing can be
             # skipped by moving the cursor there.
             head = await conn.fetchval("SELECT last_position FROM messaging.sequencer WHERE id = 1")
-            new_position = min(head, position + self.batch_size)
             rows = await conn.fetch(
                 """
                 SELECT event_id, type, aggregate_id, data, occurred_at, merchant_id,
@@ -204,13 +312,21 @@ class PostgresBus:
                 FROM messaging.events
                 WHERE position > $1 AND position <= $3 AND type = ANY($2)
                 ORDER BY position
+                LIMIT $4
                 """,
                 position,
                 list(sub.types),
-                new_position,
+                head,
+                self.batch_size,
             )
+            # A full batch ends at its last event; a short one has read everything to the head.
+            new_position = rows[-1]["position"] if len(rows) == self.batch_size else head
             if rows:
-                await self._handle_batch(sub, [Event.from_row(r) for r in rows])
+                events = [Event.from_row(r) for r in rows]
+                if sub.batch:
+                    await self._handle_together(conn, sub, events)
+                else:
+                    await self._handle_batch(sub, events)
             if new_position > position:
                 await conn.execute(
                     "UPDATE messaging.cursors SET position = $2, updated_at = now() "
@@ -219,6 +335,33 @@ class PostgresBus:
                     new_position,
                 )
             return bool(rows)
+
+    async def _handle_together(
+        self, conn: asyncpg.Connection, sub: Subscription, events: list[Event]
+    ) -> None:
+        """The whole batch in the dispatch's transaction (under a savepoint); if a handler
+        fails, the savepoint is rolled back and the events are handled one by one."""
+        try:
+            async with conn.transaction():
+                fresh = {
+                    r["event_id"]
+                    for r in await conn.fetch(
+                        "INSERT INTO messaging.inbox (consumer, event_id) "
+                        "SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING RETURNING event_id",
+                        sub.name,
+                        [e.event_id for e in events],
+                    )
+                }
+                for event in events:
+                    if event.event_id in fresh:
+                        await sub.handler(conn, event)
+        except Exception:
+            log.warning(
+                "batch failed, handling its events one by one",
+                exc_info=True,
+                extra={"consumer": sub.name, "events": len(events)},
+            )
+            await self._handle_batch(sub, events)
 
     async def _handle_batch(self, sub: Subscription, events: list[Event]) -> None:
         by_aggregate: dict[str, list[Event]] = defaultdict(list)

@@ -99,6 +99,8 @@ class Scheduler:
                 async with self._running_work[work.name]:
                     while not self._advance_lock.locked():
                         done = await work.run_due(self.db, self.clock.now(), self.batch_size)
+                        if done:
+                            self.bus.wake()  # the work's events are handled now
                         if done < self.batch_size:
                             break
             except Exception:

@@ -309,3 +309,71 @@ async def test_publish_many_keeps_each_aggregates_order(db: Database) -> None:
         await bus.drain(timeout=20)
     for aggregate in aggregates:
         assert recorder.order[("probe.many", aggregate)] == list(range(5)), aggregate
+
+
+async def test_a_batch_consumer_handles_its_batch_in_one_transaction(db: Database) -> None:
+    seen: list[tuple[str, int]] = []
+
+    async def record(conn: asyncpg.Connection, event: Event) -> None:
+        seen.append((event.event_id, await conn.fetchval("SELECT txid_current()")))
+
+    bus = PostgresBus(db, poll_interval=0.01)
+    bus.subscribe("probe.batched", ["probe.step"], record, batch=True)
+    ids = await emit(db, [("probe.step", f"agg_{i % 3}", i) for i in range(12)])
+    await emit(db, [("probe.unwanted", "agg_9", 0)])
+    await bus.drain(timeout=10)
+    assert [event_id for event_id, _ in seen] == ids  # in position order
+    assert len({xid for _, xid in seen}) == 1  # one transaction for the batch
+    assert await db.fetchval("SELECT count(*) FROM messaging.inbox") == 12
+    # Its cursor reached the head, past the event it does not want.
+    assert await db.fetchval(
+        "SELECT c.position = s.last_position FROM messaging.cursors c, messaging.sequencer s "
+        "WHERE c.consumer = 'probe.batched'"
+    )
+    await db.execute("UPDATE messaging.cursors SET position = 0")  # redelivered: skipped
+    await bus.drain(timeout=10)
+    assert len(seen) == 12
+
+
+async def test_a_failing_batch_falls_back_to_one_event_at_a_time(db: Database) -> None:
+    recorder = Recorder()
+    record = recorder.handler("probe.picky")
+
+    async def picky(conn: asyncpg.Connection, event: Event) -> None:
+        await record(conn, event)
+        if event.data["seq"] == 2:
+            raise ValueError("cannot handle this one")
+
+    bus = PostgresBus(db, poll_interval=0.01)
+    bus.subscribe("probe.picky", ["probe.step"], picky, max_attempts=2, batch=True)
+    ids = await emit(db, [("probe.step", "agg_1", seq) for seq in range(5)])
+    await bus.drain(timeout=10)
+    # The batch's effects were rolled back with it, then each event was handled on its own.
+    assert [r["event_id"] for r in await effects(db)] == ids[:2] + ids[3:]
+    dead = await db.fetch("SELECT consumer, event_id FROM messaging.dead_letters")
+    assert [(d["consumer"], d["event_id"]) for d in dead] == [("probe.picky", ids[2])]
+    assert await db.fetchval("SELECT count(*) FROM messaging.inbox") == 4
+
+
+async def test_a_commit_in_another_process_wakes_the_consumers_at_once(
+    scratch: Scratch,
+) -> None:
+    await scratch.db.execute(EFFECTS)
+    api_db = await scratch.database()
+    recorder = Recorder()
+    worker = PostgresBus(scratch.db, poll_interval=60)  # no poll would come in this test
+    worker.subscribe("probe.record", ["probe.happened"], recorder.handler("probe.record"))
+    api = PostgresBus(api_db)  # runs no consumer: only tells the others
+    await api.start_notifier()
+    try:
+        async with running(worker):
+            await asyncio.sleep(0.3)  # the worker's first cycle is over: it waits
+            (event_id,) = await emit(api_db, [("probe.happened", "agg_1", 1)])
+            api.wake()
+            async with asyncio.timeout(5):
+                while not await effects(scratch.db):  # noqa: ASYNC110 (a row, not an event)
+                    await asyncio.sleep(0.01)
+    finally:
+        await api.stop()
+        await api_db.close()
+    assert [r["event_id"] for r in await effects(scratch.db)] == [event_id]

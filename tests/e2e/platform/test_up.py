@@ -1,0 +1,130 @@
+"""`bnpl up` as a user runs it: the supervisor starts the roles as processes of their own
+(the providers, the workers, two API processes on one port), the platform works across them
+(a merchant's KYB is handled by the worker process, woken by the API's NOTIFY), and Ctrl-C
+stops every process cleanly, without a traceback."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+TOKEN = "up-test-operator-token"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _descendants(pid: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError):
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def _alive(pids: set[int]) -> dict[int, str]:
+    """The processes among `pids` still running (not zombies), with their command lines."""
+    alive = {}
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if state != "Z":
+            alive[pid] = command
+    return alive
+
+
+@pytest.fixture
+def platform(database_url: str, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    port = _free_port()
+    env = {**os.environ, "BNPL_DATABASE_URL": database_url, "BNPL_ADMIN_TOKEN": TOKEN}
+    env.pop("BNPL_PROVIDERS_URL", None)
+    log = (tmp_path / "up.log").open("w+")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bnpl.cli", "up", "--port", str(port), "--workers", "2"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert process.poll() is None, (tmp_path / "up.log").read_text()[-3000:]
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    try:
+        yield process, url
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def test_up_runs_the_roles_as_processes_and_ctrl_c_stops_them_all(
+    platform: tuple[subprocess.Popen[str], str], tmp_path: Path
+) -> None:
+    process, url = platform
+    roles = _descendants(process.pid)
+    assert len(roles) >= 5  # sandbox, worker, serve and its two API processes
+    operator = {"Authorization": f"Bearer {TOKEN}"}
+    r = httpx.post(
+        f"{url}/v1/merchants",
+        headers=operator,
+        json={
+            "legal_name": "Supervised Shop LLC",
+            "website": "https://shop.example",
+            "email": "ops@shop.example",
+            "country": "US",
+            "mcc": "5941",
+            "default_currency": "USD",
+            "settlement_account": {"account_number": "000123456789", "routing_number": "110000000"},
+        },
+    )
+    assert r.status_code == 201, r.text
+    merchant = r.json()
+    deadline = time.monotonic() + 20
+    status = merchant["status"]
+    while status != "active" and time.monotonic() < deadline:
+        time.sleep(0.1)
+        status = httpx.get(f"{url}/v1/merchants/{merchant['id']}", headers=operator).json()[
+            "status"
+        ]
+    assert status == "active"  # the worker process verified the business
+
+    process.send_signal(signal.SIGINT)
+    assert process.wait(30) == 0
+    output = (tmp_path / "up.log").read_text()
+    assert "Traceback" not in output and "CancelledError" not in output, output[-3000:]
+    deadline = time.monotonic() + 5
+    while (left := _alive(roles)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert left == {}, left
