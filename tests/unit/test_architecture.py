@@ -6,8 +6,8 @@
 - Infrastructure (kit, messaging, scheduler, gateway, providers) imports no context, except
   the gateway, which records audit entries through the audit facade.
 - kit imports nothing of the platform outside kit.
-- No package imports the composition root (app, bootstrap, cli, contexts), which imports
-  everything.
+- No package imports the composition root (app, bootstrap, cli, contexts, bench,
+  supervisor), which imports everything.
 - Contexts depend on each other without cycles.
 
 Every import counts, wherever it is written: in a function, under `TYPE_CHECKING`, or as an
@@ -45,7 +45,7 @@ CONTEXTS = frozenset(
 )
 INFRASTRUCTURE = frozenset({"kit", "messaging", "scheduler", "gateway", "providers"})
 ALLOWED_INFRASTRUCTURE_TO_CONTEXT = frozenset({("gateway", "audit")})
-COMPOSITION_ROOT = frozenset({"app", "bootstrap", "cli", "contexts", "bench"})
+COMPOSITION_ROOT = frozenset({"app", "bootstrap", "cli", "contexts", "bench", "supervisor"})
 
 
 @dataclass(frozen=True)

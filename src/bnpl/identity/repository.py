@@ -63,6 +63,14 @@ async def get_consumer(
     return row
 
 
+async def get_consumers(conn: asyncpg.Connection, consumer_ids: Sequence[str]) -> list[Record]:
+    rows: list[Record] = await conn.fetch(
+        f"SELECT {_CONSUMER_COLUMNS} FROM identity.consumers WHERE id = ANY($1::text[])",
+        list(consumer_ids),
+    )
+    return rows
+
+
 async def consumer_id_by_email(conn: asyncpg.Connection, email: str) -> str | None:
     found: str | None = await conn.fetchval(
         "SELECT id FROM identity.consumers WHERE lower(email) = lower($1)", email

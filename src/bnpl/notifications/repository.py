@@ -97,33 +97,45 @@ async def claim(
     return [_notification(r) for r in rows]
 
 
-async def record(
-    conn: asyncpg.Connection,
-    notification: Notification,
-    *,
-    sent: bool,
-    reference: str | None,
-    error: str | None,
-    retry_at: datetime | None,
-    at: datetime,
-) -> None:
-    status = "sent" if sent else ("queued" if retry_at else "failed")
+async def record_many(conn: asyncpg.Connection, attempts: Sequence[Attempt], at: datetime) -> None:
+    """Each attempt's outcome, in one statement (see `record`)."""
     await conn.execute(
         """
-        UPDATE notifications.notifications
-        SET status = $2, attempts = attempts + 1, next_attempt_at = $3,
-            provider_reference = $4, error = $5, sent_at = CASE WHEN $6 THEN $7::timestamptz END
-        WHERE id = $1 AND status = 'queued' AND attempts = $8
+        UPDATE notifications.notifications n
+        SET status = a.status, attempts = n.attempts + 1, next_attempt_at = a.retry_at,
+            provider_reference = a.reference, error = a.error,
+            sent_at = CASE WHEN a.status = 'sent' THEN $2::timestamptz END
+        FROM (
+            SELECT r->>0 AS id, r->>1 AS status, (r->>2)::timestamptz AS retry_at,
+                   r->>3 AS reference, r->>4 AS error, (r->>5)::int AS attempts
+            FROM jsonb_array_elements($1::jsonb) AS r
+        ) a
+        WHERE n.id = a.id AND n.status = 'queued' AND n.attempts = a.attempts
         """,
-        notification.id,
-        status,
-        None if sent else retry_at,
-        reference,
-        error,
-        sent,
+        [
+            [
+                a.notification.id,
+                "sent" if a.sent else ("queued" if a.retry_at else "failed"),
+                None if a.sent or a.retry_at is None else a.retry_at.isoformat(),
+                a.reference,
+                a.error,
+                a.notification.attempts,
+            ]
+            for a in attempts
+        ],
         at,
-        notification.attempts,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One send's outcome: `retry_at` when it is to be tried again."""
+
+    notification: Notification
+    sent: bool
+    reference: str | None
+    error: str | None
+    retry_at: datetime | None
 
 
 async def list_for(
@@ -154,22 +166,27 @@ async def set_reminders(
 ) -> None:
     """The plan's pending reminders: (seq, consumer, due date, amount, currency, remind at)
     are added (or updated, if still pending); any other pending one not in `keep` is canceled."""
-    await conn.executemany(
-        """
-        INSERT INTO notifications.reminders (plan_id, seq, consumer_id, due_date, amount,
-            currency, remind_at, status)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending')
-        ON CONFLICT (plan_id, seq) DO UPDATE SET
-            due_date = EXCLUDED.due_date, amount = EXCLUDED.amount,
-            remind_at = EXCLUDED.remind_at
-        WHERE notifications.reminders.status = 'pending'
-        """,
-        [(plan_id, *row) for row in pending],
-    )
     await conn.execute(
-        "UPDATE notifications.reminders SET status = 'canceled' "
-        "WHERE plan_id = $1 AND status = 'pending' AND NOT (seq = ANY($2::int[]))",
+        """
+        WITH upserted AS (
+            INSERT INTO notifications.reminders (plan_id, seq, consumer_id, due_date, amount,
+                currency, remind_at, status)
+            SELECT $1, (r->>0)::int, r->>1, (r->>2)::date, (r->>3)::bigint, r->>4,
+                   (r->>5)::timestamptz, 'pending'
+            FROM jsonb_array_elements($2::jsonb) AS r
+            ON CONFLICT (plan_id, seq) DO UPDATE SET
+                due_date = EXCLUDED.due_date, amount = EXCLUDED.amount,
+                remind_at = EXCLUDED.remind_at
+            WHERE notifications.reminders.status = 'pending'
+        )
+        UPDATE notifications.reminders SET status = 'canceled'
+        WHERE plan_id = $1 AND status = 'pending' AND NOT (seq = ANY($3::int[]))
+        """,
         plan_id,
+        [
+            [seq, consumer, due.isoformat(), amount, currency, remind_at.isoformat()]
+            for seq, consumer, due, amount, currency, remind_at in pending
+        ],
         list(keep),
     )
 

@@ -47,6 +47,7 @@ LEASE: Final = timedelta(minutes=1)
 RETRY_AFTER: Final = (timedelta(minutes=1), timedelta(minutes=10), timedelta(hours=1))
 IN_FLIGHT: Final = 16
 SMTP_TIMEOUT_S: Final = 10.0
+EHLO_NAME: Final = "bnpl.local"
 REMINDER_DAYS: Final = 3
 
 # The plan's events whose data is the plan's JSON (or has it under `plan`): they keep its
@@ -176,9 +177,7 @@ class SendNotifications:
     async def run_due(self, db: Database, now: datetime, limit: int) -> int:
         async with db.transaction() as conn:
             claimed = await repo.claim(conn, now, now + LEASE, limit)
-            contacts = {
-                c: await identity.consumer_facts(conn, c) for c in {n.consumer_id for n in claimed}
-            }
+            contacts = await identity.consumers_facts(conn, (n.consumer_id for n in claimed))
         gate = asyncio.Semaphore(IN_FLIGHT)
 
         async def send(n: Notification) -> Outcome:
@@ -189,24 +188,24 @@ class SendNotifications:
                     return Outcome(False, error=f"{type(exc).__name__}: {exc}"[:500])
 
         outcomes = await asyncio.gather(*(send(n) for n in claimed))
-        for n, outcome in zip(claimed, outcomes, strict=True):
-            retry_at = None
-            if not outcome.sent and not outcome.final and n.attempts < len(RETRY_AFTER):
-                retry_at = now + RETRY_AFTER[n.attempts]
-            try:
-                async with db.transaction() as conn:
-                    await repo.record(
-                        conn,
-                        n,
-                        sent=outcome.sent,
-                        reference=outcome.reference,
-                        error=outcome.error,
-                        retry_at=retry_at,
-                        at=now,
-                    )
-            except Exception:
-                log.exception("recording a notification failed", extra={"notification": n.id})
+        attempts = [
+            repo.Attempt(n, o.sent, o.reference, o.error, self._retry_at(n, o, now))
+            for n, o in zip(claimed, outcomes, strict=True)
+        ]
+        try:
+            async with db.transaction() as conn:
+                await repo.record_many(conn, attempts, now)
+        except Exception:
+            # Not recorded: each is sent again once its lease runs out (a receiver dedupes
+            # an email by its Message-ID, SMS and push by the notification id).
+            log.exception("recording notifications failed", extra={"count": len(attempts)})
         return len(claimed)
+
+    @staticmethod
+    def _retry_at(n: Notification, outcome: Outcome, now: datetime) -> datetime | None:
+        if not outcome.sent and not outcome.final and n.attempts < len(RETRY_AFTER):
+            return now + RETRY_AFTER[n.attempts]
+        return None
 
     async def _send(self, n: Notification, contact: identity.ConsumerFacts | None) -> Outcome:
         if contact is None:
@@ -246,6 +245,8 @@ class SendNotifications:
                 hostname=parts.hostname or "127.0.0.1",
                 port=parts.port or 25,
                 timeout=SMTP_TIMEOUT_S,
+                # Named, so that no connection asks the resolver for this host's FQDN.
+                local_hostname=EHLO_NAME,
                 use_tls=parts.scheme == "smtps",
                 start_tls=False if parts.scheme == "smtp" else None,
             )
