@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -212,18 +212,25 @@ async def wait_ready(url: str, child: Child, timeout_s: float = READY_TIMEOUT_S)
 
 @contextlib.asynccontextmanager
 async def started_platform(
-    server: Server, admin_token: str, api_workers: int | None, log: Log
+    server: Server,
+    admin_token: str,
+    api_workers: int | None,
+    log: Log,
+    *,
+    settings: Mapping[str, str] = BENCH_SETTINGS,
+    name: str = "bench",
 ) -> AsyncIterator[Target]:
-    """A fresh database on `server`, `bnpl sandbox` and `bnpl up` on free loopback ports;
-    both stopped and the database dropped afterwards."""
-    async with scratch_database(server, "bnpl_bench", log) as database_url:
-        folder = Path(tempfile.mkdtemp(prefix="bnpl-bench-"))
+    """A fresh database on `server`, `bnpl sandbox` and `bnpl up` on free loopback ports,
+    with `settings` over the environment; both stopped and the database dropped afterwards.
+    `name` names the database (`bnpl_<name>_...`) and the log folder."""
+    async with scratch_database(server, f"bnpl_{name}", log) as database_url:
+        folder = Path(tempfile.mkdtemp(prefix=f"bnpl-{name}-"))
         sandbox_port, api_port = free_port(), free_port()
         env = {
             **os.environ,
             "BNPL_DATABASE_URL": database_url,
             "BNPL_ADMIN_TOKEN": admin_token,
-            **BENCH_SETTINGS,
+            **settings,
         }
         env.pop("BNPL_PROVIDERS_URL", None)
         children: list[Child] = []

@@ -20,6 +20,7 @@ MERCHANTS_PER_CALL = 10_000
 PASSWORD = "bench password, shared"  # every seeded consumer's (logins use it)
 SEED_TIMEOUT_S = 600.0
 CALLS_IN_FLIGHT = 2
+GOOD_CARD = "4242424242424242"  # the sandbox gateway's card whose every charge succeeds
 
 
 @dataclass
@@ -52,13 +53,14 @@ class SeedFailed(RuntimeError):
 
 
 async def _seed_call(
-    http: Http, operator: str, merchants: int, consumers: int, risky_share: float
+    http: Http, operator: str, merchants: int, consumers: int, risky_share: float, card: str
 ) -> Any:
     body = {
         "merchants": merchants,
         "consumers": consumers,
         "risky": round(consumers * risky_share),
         "password": PASSWORD,
+        "card": card,
     }
     status, raw = await http.send(
         "POST", "/v1/sandbox/seed", operator, orjson.dumps(body), timeout_s=SEED_TIMEOUT_S
@@ -76,10 +78,12 @@ async def seed(
     consumers: int,
     risky_share: float,
     log: Callable[[str], None],
+    card: str = GOOD_CARD,
 ) -> Fixtures:
-    """Create `merchants` and `consumers` (a `risky_share` of them the `Risky` persona), in
-    calls of at most 50,000 consumers, `CALLS_IN_FLIGHT` at a time (one call's Python work
-    in the platform overlaps another's COPY in PostgreSQL)."""
+    """Create `merchants` and `consumers` (a `risky_share` of them the `Risky` persona, each
+    with its own token of the test `card`), in calls of at most 50,000 consumers,
+    `CALLS_IN_FLIGHT` at a time (one call's Python work in the platform overlaps another's
+    COPY in PostgreSQL)."""
     started = time.perf_counter()
     operator = f"Bearer {admin_token}"
     fixtures = Fixtures([], [], Consumers(), PASSWORD, 0.0)
@@ -97,7 +101,7 @@ async def seed(
 
     async def one(m: int, c: int) -> Any:
         async with gate:
-            answer = await _seed_call(http, operator, m, c, risky_share)
+            answer = await _seed_call(http, operator, m, c, risky_share, card)
         if calls > 1:
             log(
                 f"  seeded {m:,} merchants, {c:,} consumers ({time.perf_counter() - started:.1f} s)"
