@@ -31,46 +31,46 @@ def _authenticated(request: Request) -> Operator | Merchant | Consumer:
     return principal
 
 
-def require_operator(request: Request) -> Operator:
+async def require_operator(request: Request) -> Operator:
     principal = _authenticated(request)
     if not isinstance(principal, Operator):
         raise forbidden()
     return principal
 
 
-def require_merchant(request: Request) -> Merchant:
+async def require_merchant(request: Request) -> Merchant:
     principal = _authenticated(request)
     if not isinstance(principal, Merchant):
         raise forbidden()
     return principal
 
 
-def require_consumer(request: Request) -> Consumer:
+async def require_consumer(request: Request) -> Consumer:
     principal = _authenticated(request)
     if not isinstance(principal, Consumer):
         raise forbidden()
     return principal
 
 
-def require_operator_or_merchant(request: Request) -> Operator | Merchant:
+async def require_operator_or_merchant(request: Request) -> Operator | Merchant:
     principal = _authenticated(request)
     if isinstance(principal, Consumer):
         raise forbidden()
     return principal
 
 
-def require_operator_or_consumer(request: Request) -> Operator | Consumer:
+async def require_operator_or_consumer(request: Request) -> Operator | Consumer:
     principal = _authenticated(request)
     if isinstance(principal, Merchant):
         raise forbidden()
     return principal
 
 
-def require_any(request: Request) -> Operator | Merchant | Consumer:
+async def require_any(request: Request) -> Operator | Merchant | Consumer:
     return _authenticated(request)
 
 
-def require_metrics_reader(request: Request) -> None:
+async def require_metrics_reader(request: Request) -> None:
     """The operator, or whoever sends `Authorization: Bearer <BNPL_METRICS_TOKEN>` (a scraper
     such as Prometheus, which should not hold the operator's token)."""
     expected: str | None = request.app.state.runtime.settings.metrics_token
@@ -80,9 +80,11 @@ def require_metrics_reader(request: Request) -> None:
             credential.strip().encode(), expected.encode()
         ):
             return
-    require_operator(request)
+    await require_operator(request)
 
 
+# The dependencies are coroutines: FastAPI runs a plain `def` dependency in its thread pool,
+# a thread hop (and a GIL hand-off) on every request for a few attribute reads.
 OperatorP = Annotated[Operator, Depends(require_operator)]
 MerchantP = Annotated[Merchant, Depends(require_merchant)]
 ConsumerP = Annotated[Consumer, Depends(require_consumer)]

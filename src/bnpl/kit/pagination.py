@@ -23,7 +23,7 @@ class PageParams(BaseModel):
     starting_after: str | None = None
 
 
-def page_params(
+async def page_params(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     starting_after: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
 ) -> PageParams:

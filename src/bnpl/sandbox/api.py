@@ -32,7 +32,7 @@ class SandboxPayouts(Protocol):
     async def sandbox_payouts(self, reference: str) -> list[dict[str, Any]]: ...
 
 
-def sandbox_only(request: Request) -> None:
+async def sandbox_only(request: Request) -> None:
     if not runtime(request).settings.sandbox:
         raise not_found("endpoint")
 

@@ -41,8 +41,8 @@ def test_wire_shape() -> None:
     }
 
 
-def test_params_defaults() -> None:
-    assert page_params() == PageParams(limit=20, starting_after=None)
-    assert page_params(limit=100, starting_after="chk_1") == PageParams(
+async def test_params_defaults() -> None:
+    assert await page_params() == PageParams(limit=20, starting_after=None)
+    assert await page_params(limit=100, starting_after="chk_1") == PageParams(
         limit=100, starting_after="chk_1"
     )
