@@ -167,15 +167,25 @@ def migrate_command() -> None:
 
 
 @cli.command()
-def sandbox(host: Host = "127.0.0.1", port: Port = 8100) -> None:
-    """Run the sandbox provider simulators standalone (gateway, KYC, KYB, bureau)."""
+def sandbox(
+    host: Host = "127.0.0.1",
+    port: Port = 8100,
+    smtp_port: Annotated[
+        int | None,
+        typer.Option(help="Also receive the platform's email over SMTP on this port."),
+    ] = None,
+) -> None:
+    """Run the sandbox provider simulators standalone (gateway, KYC, KYB, bureau, SMS, push,
+    payouts; with --smtp-port, the SMTP server too)."""
     settings = _settings()
     from bnpl.providers.sandbox import standalone_app
 
     typer.echo(f"sandbox providers on http://{host}:{port}", err=True)
+    if smtp_port is not None:
+        typer.echo(f"sandbox SMTP server on smtp://{host}:{smtp_port}", err=True)
     tune_for_service()
     uvicorn.run(
-        standalone_app(settings),
+        standalone_app(settings, smtp_port),
         host=host,
         port=port,
         log_level="warning",

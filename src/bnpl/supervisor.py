@@ -4,7 +4,8 @@ The supervisor starts the embedded PostgreSQL server (unless `BNPL_DATABASE_URL`
 and applies the migrations, then runs each role in processes of its own, as Kubernetes would
 run its pods:
 
-- `bnpl sandbox`: the provider simulators (unless `BNPL_PROVIDERS_URL` names providers);
+- `bnpl sandbox`: the provider simulators (unless `BNPL_PROVIDERS_URL` names providers),
+  with the SMTP server that receives the platform's email (unless `BNPL_SMTP_URL` names one);
 - `bnpl worker`: event consumers, time-driven work, the audit sealer;
 - `bnpl serve --workers N`: the API, in N processes sharing one port (one per core by
   default), so that it is not capped at one core.
@@ -126,9 +127,12 @@ def run(settings: Settings, host: str, port: int, api_workers: int) -> int:
             host_s = settings.sandbox_host
             sandbox_port = str(settings.sandbox_port or _free_port(host_s))
             sandbox = f"http://{host_s}:{sandbox_port}"
-            roles.append(
-                _spawn("sandbox", ["sandbox", "--host", host_s, "--port", sandbox_port], env)
-            )
+            simulators = ["sandbox", "--host", host_s, "--port", sandbox_port]
+            if settings.smtp_url is None:  # the simulators receive the email too
+                smtp_port = str(_free_port(host_s))
+                simulators += ["--smtp-port", smtp_port]
+                env["BNPL_SMTP_URL"] = f"smtp://{host_s}:{smtp_port}"
+            roles.append(_spawn("sandbox", simulators, env))
             _wait_ready(f"{sandbox}/healthz", roles, stop.is_set)
             env["BNPL_PROVIDERS_URL"] = sandbox
         roles.append(_spawn("worker", ["worker"], env))

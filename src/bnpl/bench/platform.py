@@ -225,7 +225,7 @@ async def started_platform(
     `name` names the database (`bnpl_<name>_...`) and the log folder."""
     async with scratch_database(server, f"bnpl_{name}", log) as database_url:
         folder = Path(tempfile.mkdtemp(prefix=f"bnpl-{name}-"))
-        sandbox_port, api_port = free_port(), free_port()
+        sandbox_port, smtp_port, api_port = free_port(), free_port(), free_port()
         env = {
             **os.environ,
             "BNPL_DATABASE_URL": database_url,
@@ -233,11 +233,16 @@ async def started_platform(
             **settings,
         }
         env.pop("BNPL_PROVIDERS_URL", None)
+        env.pop("BNPL_SMTP_URL", None)
         children: list[Child] = []
         try:
             sandbox = Child(
                 "sandbox",
-                bnpl_command("sandbox", "--host", HOST, "--port", str(sandbox_port)),
+                bnpl_command(
+                    "sandbox",
+                    *("--host", HOST, "--port", str(sandbox_port)),
+                    *("--smtp-port", str(smtp_port)),  # the email is the simulators' work too
+                ),
                 env,
                 folder,
             )
@@ -246,14 +251,19 @@ async def started_platform(
             up = ["up", "--host", HOST, "--port", str(api_port)]
             if api_workers is not None:
                 up += ["--workers", str(api_workers)]
-            platform_env = {**env, "BNPL_PROVIDERS_URL": f"http://{HOST}:{sandbox_port}"}
+            platform_env = {
+                **env,
+                "BNPL_PROVIDERS_URL": f"http://{HOST}:{sandbox_port}",
+                "BNPL_SMTP_URL": f"smtp://{HOST}:{smtp_port}",
+            }
             platform = Child("platform", bnpl_command(*up), platform_env, folder)
             children.append(platform)
             url = f"http://{HOST}:{api_port}"
             await wait_ready(f"{url}/readyz", platform)
             log(
                 f"platform: `bnpl {' '.join(up)}` [pid {platform.pid}], providers: "
-                f"`bnpl sandbox --port {sandbox_port}` [pid {sandbox.pid}]; their logs in "
+                f"`bnpl sandbox --port {sandbox_port} --smtp-port {smtp_port}` "
+                f"[pid {sandbox.pid}]; their logs in "
                 f"{folder} (removed after a clean run)"
             )
             yield Target(url, admin_token, platform.pid, sandbox.pid, server, database_url)

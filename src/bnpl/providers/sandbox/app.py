@@ -39,6 +39,7 @@ from bnpl.providers.sandbox.cards import (
     brand_of,
     luhn_ok,
 )
+from bnpl.providers.sandbox.smtp import start_smtp_sink
 
 TIMEOUT_HOLD_S = 30.0
 CHARGES_PATH = "/gateway/v1/charges"
@@ -622,8 +623,9 @@ def _decline(code: str) -> JSONResponse:
     return _error(402, code, "The charge was declined.", decline=kind)
 
 
-def standalone_app(settings: Settings) -> SandboxApp:
-    """The simulators as their own service (`bnpl sandbox`), with their own pool."""
+def standalone_app(settings: Settings, smtp_port: int | None = None) -> SandboxApp:
+    """The simulators as their own service (`bnpl sandbox`), with their own pool; with
+    `smtp_port`, also the SMTP server that keeps the platform's email (`sandbox.emails`)."""
     dsn = settings.database_url or start_embedded_postgres(settings.pg_data_dir)
     db = Database(dsn, min_size=1, max_size=10)
     app = create_sandbox_app(db, settings.sandbox_latency_ms)
@@ -633,7 +635,13 @@ def standalone_app(settings: Settings) -> SandboxApp:
         await db.open()
         async with db.connection() as conn:
             await migrate(conn)
+        sink = None
+        if smtp_port is not None:
+            sink = await start_smtp_sink(db, settings.sandbox_host, smtp_port)
         yield
+        if sink is not None:
+            sink.close()
+            await sink.wait_closed()
         await db.close()
 
     app.api.router.lifespan_context = lifespan
