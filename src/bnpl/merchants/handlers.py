@@ -50,4 +50,4 @@ def subscribe(rt: Runtime) -> None:
         batch=True,
     )
     # Every public event of a merchant, for its webhook endpoints.
-    rt.bus.subscribe(QUEUE_WEBHOOKS, PUBLIC_TYPES, webhooks.queue_handler(rt), batch=True)
+    rt.bus.subscribe_batch(QUEUE_WEBHOOKS, PUBLIC_TYPES, webhooks.queue_handler(rt))

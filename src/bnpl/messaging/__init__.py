@@ -1,6 +1,6 @@
 """Messaging: the transactional outbox, idempotent consumers and the bus backends."""
 
-from bnpl.messaging.bus import Bus, Handler, PostgresBus, Subscription
+from bnpl.messaging.bus import BatchHandler, Bus, Handler, PostgresBus, Subscription
 from bnpl.messaging.events import (
     PUBLIC_TYPES,
     Event,
@@ -13,6 +13,7 @@ from bnpl.messaging.events import (
 
 __all__ = [
     "PUBLIC_TYPES",
+    "BatchHandler",
     "Bus",
     "Event",
     "Handler",

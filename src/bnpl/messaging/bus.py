@@ -36,8 +36,8 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import asyncpg
@@ -48,6 +48,8 @@ from bnpl.messaging.events import Event
 log = logging.getLogger(__name__)
 
 Handler = Callable[[asyncpg.Connection, Event], Awaitable[None]]
+# Handles a batch's fresh events (in position order) at once, in the batch's transaction.
+BatchHandler = Callable[[asyncpg.Connection, Sequence[Event]], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,7 @@ class Subscription:
     handler: Handler
     max_attempts: int = 5
     batch: bool = False
+    batch_handler: BatchHandler | None = None
 
 
 class Bus(Protocol):
@@ -70,6 +73,10 @@ class Bus(Protocol):
         max_attempts: int = 5,
         *,
         batch: bool = False,
+    ) -> None: ...
+
+    def subscribe_batch(
+        self, name: str, types: Iterable[str], handler: BatchHandler, max_attempts: int = 5
     ) -> None: ...
 
     async def start(self) -> None: ...
@@ -118,6 +125,18 @@ class PostgresBus:
         self.subscriptions[name] = Subscription(
             name, frozenset(types), handler, max_attempts, batch
         )
+
+    def subscribe_batch(
+        self, name: str, types: Iterable[str], handler: BatchHandler, max_attempts: int = 5
+    ) -> None:
+        """A consumer whose handler takes a batch's events at once (set-based writes, one
+        read for the batch); when the batch fails, it is called with one event at a time."""
+
+        async def one(conn: asyncpg.Connection, event: Event) -> None:
+            await handler(conn, [event])
+
+        self.subscribe(name, types, one, max_attempts, batch=True)
+        self.subscriptions[name] = replace(self.subscriptions[name], batch_handler=handler)
 
     async def _ensure_cursors(self) -> None:
         async with self.db.transaction() as conn:
@@ -352,8 +371,11 @@ class PostgresBus:
                         [e.event_id for e in events],
                     )
                 }
-                for event in events:
-                    if event.event_id in fresh:
+                todo = [e for e in events if e.event_id in fresh]
+                if sub.batch_handler is not None:
+                    await sub.batch_handler(conn, todo)
+                else:
+                    for event in todo:
                         await sub.handler(conn, event)
         except Exception:
             log.warning(

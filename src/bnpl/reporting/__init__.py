@@ -15,4 +15,4 @@ __all__ = ["register"]
 
 
 def register(rt: Runtime) -> None:
-    rt.bus.subscribe(facts.RECORD_FACTS, facts.TYPES, facts.record, batch=True)
+    rt.bus.subscribe_batch(facts.RECORD_FACTS, facts.TYPES, facts.record)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 import asyncpg
 
@@ -21,42 +22,55 @@ TYPES: Final = frozenset(
 COLLECTION_KINDS: Final = frozenset({"installment", "prepayment"})
 
 
-async def record(conn: asyncpg.Connection, event: Event) -> None:
-    """Keep what `event` adds to the reports (in the consumer's transaction, once)."""
-    data, merchant = event.data, event.merchant_id
-    if merchant is None:
-        return
-    if event.type in (CREATED, AUTHORIZED, DECLINED):
+async def record(conn: asyncpg.Connection, events: Sequence[Event]) -> None:
+    """Keep what `events` add to the reports (in the consumer's transaction, once): one
+    statement for the checkouts they touch, one for the money facts."""
+    checkouts: dict[str, list[Any]] = {}
+    amounts: list[list[Any]] = []
+    for event in events:
+        data, merchant = event.data, event.merchant_id
+        if merchant is None:
+            continue
+        if event.type in (CREATED, AUTHORIZED, DECLINED):
+            # One row per checkout, its events merged (an upsert may touch a row once).
+            at = event.occurred_at.isoformat()
+            row = checkouts.setdefault(
+                str(data["id"]), [merchant, str(data["currency"]), at, False, False]
+            )
+            row[2] = min(row[2], at, key=datetime.fromisoformat)
+            row[3] = row[3] or event.type == AUTHORIZED
+            row[4] = row[4] or event.type == DECLINED
+            continue
+        fact = _amount(event)
+        if fact is not None:
+            kind, reference, amount = fact
+            currency = str(data["currency"])
+            at = event.occurred_at.isoformat()
+            amounts.append([kind, reference, merchant, currency, amount, at])
+    if checkouts:
         await conn.execute(
             """
             INSERT INTO reporting.checkouts (id, merchant_id, currency, created_at, authorized,
                                              declined)
-            VALUES ($1, $2, $3, $4, $5, $6)
+            SELECT r->>0, r->>1, r->>2, (r->>3)::timestamptz, (r->>4)::boolean,
+                   (r->>5)::boolean
+            FROM jsonb_array_elements($1::jsonb) AS r
             ON CONFLICT (id) DO UPDATE SET
                 created_at = least(reporting.checkouts.created_at, EXCLUDED.created_at),
                 authorized = reporting.checkouts.authorized OR EXCLUDED.authorized,
                 declined = reporting.checkouts.declined OR EXCLUDED.declined
             """,
-            str(data["id"]),
-            merchant,
-            str(data["currency"]),
-            event.occurred_at,
-            event.type == AUTHORIZED,
-            event.type == DECLINED,
+            [[checkout_id, *row] for checkout_id, row in checkouts.items()],
         )
-        return
-    fact = _amount(event)
-    if fact is not None:
-        kind, reference, amount = fact
+    if amounts:
         await conn.execute(
-            "INSERT INTO reporting.amounts (kind, reference, merchant_id, currency, amount, at) "
-            "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (kind, reference) DO NOTHING",
-            kind,
-            reference,
-            merchant,
-            str(data["currency"]),
-            amount,
-            event.occurred_at,
+            """
+            INSERT INTO reporting.amounts (kind, reference, merchant_id, currency, amount, at)
+            SELECT r->>0, r->>1, r->>2, r->>3, (r->>4)::bigint, (r->>5)::timestamptz
+            FROM jsonb_array_elements($1::jsonb) AS r
+            ON CONFLICT (kind, reference) DO NOTHING
+            """,
+            amounts,
         )
 
 

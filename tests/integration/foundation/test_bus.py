@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
@@ -377,3 +377,26 @@ async def test_a_commit_in_another_process_wakes_the_consumers_at_once(
         await api.stop()
         await api_db.close()
     assert [r["event_id"] for r in await effects(scratch.db)] == [event_id]
+
+
+async def test_a_batch_handler_gets_the_fresh_events_at_once(db: Database) -> None:
+    calls: list[list[str]] = []
+
+    async def record(conn: asyncpg.Connection, events: Sequence[Event]) -> None:
+        calls.append([e.event_id for e in events])
+        if any(e.data["seq"] == 99 for e in events):
+            raise ValueError("one poisonous event in the batch")
+
+    bus = PostgresBus(db, poll_interval=0.01)
+    bus.subscribe_batch("probe.sets", ["probe.step"], record, max_attempts=1)
+    first = await emit(db, [("probe.step", f"agg_{i}", i) for i in range(6)])
+    await bus.drain(timeout=10)
+    assert calls == [first]  # one call for the batch
+    calls.clear()
+    second = await emit(db, [("probe.step", "agg_1", 7), ("probe.step", "agg_2", 99)])
+    await bus.drain(timeout=10)
+    # The batch failed, then each event was handled on its own; the poison dead-lettered.
+    # (Different aggregates, so the single events may be handled in either order.)
+    assert calls[0] == second and sorted(calls[1:]) == sorted([[second[0]], [second[1]]])
+    dead = await db.fetch("SELECT event_id FROM messaging.dead_letters")
+    assert [d["event_id"] for d in dead] == [second[1]]

@@ -129,6 +129,21 @@ async def subscribed_endpoints(
     return [_endpoint(r) for r in rows]
 
 
+async def live_endpoints(
+    conn: asyncpg.Connection, merchant_ids: Sequence[str]
+) -> dict[str, list[Endpoint]]:
+    """The endpoints (not deleted) of these merchants, by merchant, in id order."""
+    rows = await conn.fetch(
+        "SELECT * FROM merchants.webhook_endpoints "
+        "WHERE merchant_id = ANY($1::text[]) AND deleted_at IS NULL ORDER BY id",
+        list(merchant_ids),
+    )
+    found: dict[str, list[Endpoint]] = {}
+    for row in rows:
+        found.setdefault(row["merchant_id"], []).append(_endpoint(row))
+    return found
+
+
 async def delete_endpoint(conn: asyncpg.Connection, endpoint_id: str, at: datetime) -> None:
     """Deleted (the row stays), and whatever it still had to receive is canceled."""
     await conn.execute(

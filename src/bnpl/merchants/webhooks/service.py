@@ -26,6 +26,7 @@ import ipaddress
 import logging
 import socket
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Final
@@ -43,7 +44,7 @@ from bnpl.kit.ids import new_id
 from bnpl.merchants.webhooks import domain
 from bnpl.merchants.webhooks import repository as repo
 from bnpl.merchants.webhooks.repository import Delivery, Endpoint, Job
-from bnpl.messaging import PUBLIC_TYPES, Event, Handler, public_event
+from bnpl.messaging import PUBLIC_TYPES, BatchHandler, Event, public_event
 
 if TYPE_CHECKING:
     from bnpl.runtime import Runtime
@@ -188,24 +189,48 @@ async def _queue(conn: asyncpg.Connection, event: Event, *, redelivery: bool, at
         return 0
     endpoints = await repo.subscribed_endpoints(conn, event.merchant_id, event.type)
     if endpoints:
-        await repo.insert_jobs(
-            conn,
-            [e.id for e in endpoints],
-            event_id=event.event_id,
-            event_type=event.type,
-            aggregate_id=event.aggregate_id,
-            body=domain.body(event.event_id, event.type, event.occurred_at, event.data),
-            redelivery=redelivery,
-            at=at,
-        )
+        await _insert_jobs(conn, event, [e.id for e in endpoints], redelivery=redelivery, at=at)
     return len(endpoints)
 
 
-def queue_handler(rt: Runtime) -> Handler:
-    """`merchants.queue_webhooks`: a merchant's public event, queued for its endpoints."""
+async def _insert_jobs(
+    conn: asyncpg.Connection,
+    event: Event,
+    endpoint_ids: list[str],
+    *,
+    redelivery: bool,
+    at: datetime,
+) -> None:
+    await repo.insert_jobs(
+        conn,
+        endpoint_ids,
+        event_id=event.event_id,
+        event_type=event.type,
+        aggregate_id=event.aggregate_id,
+        body=domain.body(event.event_id, event.type, event.occurred_at, event.data),
+        redelivery=redelivery,
+        at=at,
+    )
 
-    async def handle(conn: asyncpg.Connection, event: Event) -> None:
-        await _queue(conn, event, redelivery=False, at=rt.clock.now())
+
+def queue_handler(rt: Runtime) -> BatchHandler:
+    """`merchants.queue_webhooks`: merchants' public events, each queued for its merchant's
+    endpoints that subscribe to it. The endpoints of a batch's merchants are read at once."""
+
+    async def handle(conn: asyncpg.Connection, events: Sequence[Event]) -> None:
+        merchants = {e.merchant_id for e in events if e.merchant_id is not None}
+        if not merchants:
+            return
+        endpoints = await repo.live_endpoints(conn, sorted(merchants))
+        at = rt.clock.now()
+        for event in events:
+            subscribed = [
+                e.id
+                for e in endpoints.get(event.merchant_id or "", [])
+                if event.type in e.events or "*" in e.events
+            ]
+            if subscribed:
+                await _insert_jobs(conn, event, subscribed, redelivery=False, at=at)
 
     return handle
 
