@@ -13,6 +13,6 @@ __all__ = ["register"]
 
 
 def register(rt: Runtime) -> None:
-    rt.bus.subscribe("notifications.queue", service.TYPES, service.queue_handler(rt), batch=True)
+    rt.bus.subscribe_batch("notifications.queue", service.TYPES, service.queue_handler(rt))
     rt.scheduler.register(service.SendReminders(rt))
     rt.scheduler.register(service.SendNotifications(rt))

@@ -58,14 +58,16 @@ async def queue(
     """(id, consumer, channel, template, subject, body, cause) rows, queued now; a cause's
     template on a channel is queued once."""
     if rows:
-        await conn.executemany(
+        await conn.execute(
             """
             INSERT INTO notifications.notifications (id, consumer_id, channel, template,
                 subject, body, cause, status, next_attempt_at, created_at)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $8)
+            SELECT r->>0, r->>1, r->>2, r->>3, r->>4, r->>5, r->>6, 'queued', $2, $2
+            FROM jsonb_array_elements($1::jsonb) AS r
             ON CONFLICT (cause, template, channel) DO NOTHING
             """,
-            [(*row, at) for row in rows],
+            [list(row) for row in rows],
+            at,
         )
 
 

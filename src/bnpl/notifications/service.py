@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from email.message import EmailMessage
@@ -31,7 +31,7 @@ import asyncpg
 from bnpl import identity
 from bnpl.kit.db import Database
 from bnpl.kit.ids import new_id
-from bnpl.messaging import Event, Handler
+from bnpl.messaging import BatchHandler, Event
 from bnpl.notifications import repository as repo
 from bnpl.notifications.repository import Notification
 from bnpl.notifications.templates import BY_EVENT, TEMPLATES, Channel, Template, template_for
@@ -106,25 +106,27 @@ async def _sync_reminders(conn: asyncpg.Connection, plan: Mapping[str, Any], at:
     await repo.set_reminders(conn, str(plan["id"]), pending, keep=[p[0] for p in pending])
 
 
-def queue_handler(rt: Runtime) -> Handler:
-    """`notifications.queue`."""
+def queue_handler(rt: Runtime) -> BatchHandler:
+    """`notifications.queue`: the reminders kept in event order, the batch's notifications
+    queued in one statement."""
 
-    async def handle(conn: asyncpg.Connection, event: Event) -> None:
-        data = event.data
-        if event.type == INSTALLMENT_PAID:
-            await repo.cancel_reminder(conn, str(data["plan_id"]), int(data["seq"]))
-        elif event.type in PLAN_EVENTS:
-            # The plan's JSON is the data, or under `plan` (plan.refund_applied; elsewhere
-            # `plan` is the plan's kind).
-            nested = data.get("plan")
-            plan = nested if isinstance(nested, Mapping) else data
-            if "installments" in plan:
-                await _sync_reminders(conn, plan, event.occurred_at)
-        template = template_for(event.type, data)
-        if template is not None and event.consumer_id is not None:
-            await repo.queue(
-                conn, _rows(template, event.consumer_id, data, event.event_id), rt.clock.now()
-            )
+    async def handle(conn: asyncpg.Connection, events: Sequence[Event]) -> None:
+        rows = []
+        for event in events:
+            data = event.data
+            if event.type == INSTALLMENT_PAID:
+                await repo.cancel_reminder(conn, str(data["plan_id"]), int(data["seq"]))
+            elif event.type in PLAN_EVENTS:
+                # The plan's JSON is the data, or under `plan` (plan.refund_applied;
+                # elsewhere `plan` is the plan's kind).
+                nested = data.get("plan")
+                plan = nested if isinstance(nested, Mapping) else data
+                if "installments" in plan:
+                    await _sync_reminders(conn, plan, event.occurred_at)
+            template = template_for(event.type, data)
+            if template is not None and event.consumer_id is not None:
+                rows += _rows(template, event.consumer_id, data, event.event_id)
+        await repo.queue(conn, rows, rt.clock.now())
 
     return handle
 
