@@ -188,7 +188,8 @@ async def begin_confirm(
         return ConfirmStep(checkout)
 
     if not kind.has_down_payment:
-        checkout = await _authorize(conn, checkout, config, kind, payment_method_id, decided, at)
+        apr_bps = config.monthly_apr_bps if kind.charges_interest else 0
+        checkout = await _authorize(conn, checkout, apr_bps, kind, payment_method_id, decided, at)
         return ConfirmStep(checkout)
 
     # pay_in_4: installment 1 is charged now. Record the charge (and its gateway key) and
@@ -237,7 +238,7 @@ async def finish_confirm(
         return checkout
     assert checkout.down_payment_id and checkout.consumer_id and checkout.plan_kind
     plan_kind = checkout.plan_kind
-    payment = await payments.get_payment(conn, checkout.down_payment_id)
+    payment = await payments.get_payment(conn, checkout.down_payment_id, with_attempts=False)
     assert payment is not None
     if settlement.failure is payments.Failure.TRANSIENT:
         await payments.settle(conn, payment, settlement, at=at, merchant_id=checkout.merchant_id)
@@ -264,13 +265,18 @@ async def finish_confirm(
         )
         await events.emit(conn, events.DECLINED, checkout, at=at, extra={"reasons": reasons})
         return checkout
-    config = await merchants.merchant_config(conn, checkout.merchant_id)
-    assert config is not None and payment.payment_method_id
+    kind = installments.PlanKind(plan_kind)
+    apr_bps = 0
+    if kind.charges_interest:  # the merchant's APR; pay_in_4 needs no read of its config
+        config = await merchants.merchant_config(conn, checkout.merchant_id)
+        assert config is not None
+        apr_bps = config.monthly_apr_bps
+    assert payment.payment_method_id
     checkout = await _authorize(
         conn,
         checkout,
-        config,
-        installments.PlanKind(plan_kind),
+        apr_bps,
+        kind,
         payment.payment_method_id,
         {"resume_at": None},
         at,
@@ -290,13 +296,15 @@ async def finish_confirm(
 async def _authorize(
     conn: asyncpg.Connection,
     checkout: Checkout,
-    config: merchants.MerchantConfig,
+    apr_bps: int,
     kind: installments.PlanKind,
     payment_method_id: str,
     fields: dict[str, Any],
     at: datetime,
     down_payment: payments.Payment | None = None,
 ) -> Checkout:
+    """The plan, its authorization (and the down payment applied to it) in the ledger, the
+    checkout `authorized`."""
     consumer_id = fields.get("consumer_id") or checkout.consumer_id
     assert consumer_id is not None
     plan = await installments.create_plan(
@@ -307,39 +315,40 @@ async def _authorize(
         kind=kind,
         principal=checkout.amount,
         currency=checkout.currency,
-        apr_bps=config.monthly_apr_bps if kind.charges_interest else 0,
+        apr_bps=apr_bps,
         authorization_date=at.date(),
         payment_method_id=payment_method_id,
         at=at,
     )
-    await ledger.post(
-        conn,
-        kind="plan.authorized",
-        reference_id=plan.id,
-        currency=checkout.currency,
-        lines=ledger.authorization(checkout.amount),
-        at=at,
-        consumer_id=consumer_id,
-        merchant_id=checkout.merchant_id,
-    )
+    postings = [
+        ledger.Posting(
+            kind="plan.authorized",
+            reference_id=plan.id,
+            currency=checkout.currency,
+            lines=ledger.authorization(checkout.amount),
+            consumer_id=consumer_id,
+            merchant_id=checkout.merchant_id,
+        )
+    ]
     if down_payment is not None:
         await payments.attach_to_plan(conn, down_payment.id, plan.id)
         applied = await installments.apply_payment(
             conn, plan.id, down_payment.amount, at=at, kind="down_payment"
         )
-        await ledger.post(
-            conn,
-            kind="payment.received",
-            reference_id=down_payment.id,
-            currency=checkout.currency,
-            lines=ledger.consumer_payment(
-                principal=applied.principal, interest=applied.interest, fees=applied.fees
-            ),
-            at=at,
-            consumer_id=consumer_id,
-            merchant_id=checkout.merchant_id,
+        postings.append(
+            ledger.Posting(
+                kind="payment.received",
+                reference_id=down_payment.id,
+                currency=checkout.currency,
+                lines=ledger.consumer_payment(
+                    principal=applied.principal, interest=applied.interest, fees=applied.fees
+                ),
+                consumer_id=consumer_id,
+                merchant_id=checkout.merchant_id,
+            )
         )
         await credit.release_exposure(conn, consumer_id, applied.principal)
+    await ledger.post_many(conn, postings, at=at)
     checkout = await repo.update(
         conn,
         checkout.id,
