@@ -79,6 +79,11 @@ async def command(request: Request) -> AsyncIterator[Command]:
     claim = current_claim.get()
     try:
         async with rt.db.transaction() as conn:
+            if rt.settings.sandbox:
+                # Another process may have just moved the sandbox clock (its answer reached
+                # the client already): read it in this request's transaction, not up to a
+                # second later. Production has no movable clock and skips the read.
+                await rt.clock.refresh(conn)
             yield Command(conn, rt, request.state.principal, request_id(request), rt.clock.now())
     except BaseException:
         # The answer `respond` stored rolled back with the change: the gateway must not

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -119,6 +120,21 @@ def test_up_runs_the_roles_as_processes_and_ctrl_c_stops_them_all(
             "status"
         ]
     assert status == "active"  # the worker process verified the business
+
+    # The sandbox clock moved through one API process is the time of the next request in
+    # the other one at once (each request on a new connection, so both processes serve).
+    r = httpx.post(f"{url}/v1/merchants/{merchant['id']}/api_keys", headers=operator)
+    assert r.status_code == 201, r.text
+    shop = {"Authorization": f"Bearer {r.json()['secret']}"}
+    for _ in range(6):
+        r = httpx.post(f"{url}/v1/sandbox/clock", headers=operator, json={"advance": "P1D"})
+        assert r.status_code == 200, r.text
+        moved_to = datetime.fromisoformat(r.json()["now"])
+        r = httpx.post(
+            f"{url}/v1/checkouts", headers=shop, json={"amount": 40_000, "currency": "USD"}
+        )
+        assert r.status_code == 201, r.text
+        assert datetime.fromisoformat(r.json()["created_at"]) >= moved_to
 
     process.send_signal(signal.SIGINT)
     assert process.wait(30) == 0
