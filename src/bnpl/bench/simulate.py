@@ -124,11 +124,12 @@ def totals_text(t: DayFigures, days: int, seen: dict[str, Any]) -> list[str]:
         f"totals over {days} days ({t.wall_s:.1f} s simulating: {t.traffic_s:.1f} s traffic, "
         f"{t.clock_s:.1f} s of clock moves):",
         f"  purchases      {t.purchases:,} captured ({money(t.purchase_amount)} USD), "
-        f"{t.declined:,} declined, {t.voided:,} voided, {t.uncaptured:,} left uncaptured "
-        f"({t.expired:,} expired)",
-        f"  collections    {t.collected:,} installments collected "
-        f"({money(t.collected_amount)}), {t.failed:,} failed ({t.failed_soft:,} soft, "
-        f"{t.failed_hard:,} hard), {t.retries:,} retries ({t.recovered:,} recovered)",
+        f"{t.declined:,} declined, {t.voided:,} voided, {t.uncaptured:,} left uncaptured; "
+        f"{t.expired:,} checkouts expired",
+        f"  collections    {t.collected:,} succeeded ({money(t.collected_amount)}), "
+        f"{t.failed:,} declined ({t.failed_soft:,} soft, {t.failed_hard:,} hard), "
+        f"{t.retries:,} retries, {t.recovered:,} paid after a failure; "
+        f"{t.installments_paid:,} installments paid in all",
         f"  late fees      {t.late_fees:,} ({money(t.late_fee_amount)}); {t.delinquent:,} plans "
         f"went delinquent, {t.reactivated:,} back to active, {t.charged_off:,} charged off",
         f"  refunds        {t.refunds:,} ({money(t.refund_amount)}), "

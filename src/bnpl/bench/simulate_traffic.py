@@ -160,7 +160,7 @@ class DayFigures:
     voided: int = 0
     uncaptured: int = 0
     expired: int = 0
-    collected: int = 0  # installments collected by autopay (payment.succeeded, installment)
+    collected: int = 0  # collections that succeeded (autopay, retries, a new card's attempt)
     collected_amount: int = 0
     installments_paid: int = 0  # installment.paid: collections, down payments, early payments
     failed: int = 0  # collection attempts declined (payment.failed, installment)
@@ -248,6 +248,7 @@ class Simulator:
         self.refreshing: dict[int, asyncio.Future[None]] = {}
         self.refund_problems: list[str] = []
         self.failed_payments: set[str] = set()
+        self.consumer_payments: set[str] = set()  # early payments and payoffs (not autopay)
         self.seen_events: set[str] = set()
         self.event_ids: list[str] = []
         self.first_cursor: str | None = None
@@ -401,11 +402,9 @@ class Simulator:
         return PurchaseDraw(self.drawn, shopper, merchant, kind, amount, capture, captured, lose)
 
     def _count(self, share: float) -> int:
-        """How many of something a day brings: `share` per purchase of the day, the
-        fraction rounded up or down by chance."""
-        expected = share * self.purchases_per_day
-        whole = int(expected)
-        return whole + (1 if self.rng.random() < expected - whole else 0)
+        """How many of something a day brings: each of the day's purchases brings one with
+        probability `share` (binomial: the count varies from day to day)."""
+        return sum(self.rng.random() < share for _ in range(self.purchases_per_day))
 
     def plan_day(self, day: int) -> list[Job]:
         """The day's work, every random choice drawn now, in a fixed order."""
@@ -582,6 +581,8 @@ class Simulator:
             expect=(201,),
             benign=("nothing_due",),  # closed meanwhile (a refund, the last collection)
         )
+        if answer.status == 201:
+            self.consumer_payments.add(answer.body["id"])
         if answer.status == 201 and answer.body["status"] == "succeeded":
             if kind == "payoff":
                 f.payoffs += 1
@@ -698,8 +699,8 @@ class Simulator:
             if succeeded:
                 f.refunded_to_consumers += data["amount"]
             return
-        if kind != "installment":
-            return
+        if kind != "installment" or payment_id in self.consumer_payments:
+            return  # down payments are purchases; early payments the consumer's own
         retry = payment_id in self.failed_payments
         f.retries += retry
         if succeeded:
