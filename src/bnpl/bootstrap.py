@@ -31,6 +31,11 @@ from bnpl.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
 
+# An API process reads the sandbox clock in every state-changing request (and before the
+# few reads that use business time), so its background refresh is only a backstop: every
+# ten scheduler intervals (10 s by default).
+API_CLOCK_FOLLOW_INTERVALS = 10
+
 
 @dataclass(frozen=True)
 class Roles:
@@ -147,11 +152,13 @@ async def start_platform(settings: Settings, roles: Roles = Roles()) -> AsyncIte
             stack.push_async_callback(close)
 
         if roles.workers:
+            sealer = Sealer(db)
+            bus.on_wake(scheduler.nudge)
+            bus.on_wake(sealer.nudge)
             await bus.start()
             stack.push_async_callback(bus.stop)
             await scheduler.start()
             stack.push_async_callback(scheduler.stop)
-            sealer = Sealer(db)
             await sealer.start()
             stack.push_async_callback(sealer.stop)
             keys = IdempotencyStore(
@@ -169,7 +176,10 @@ async def start_platform(settings: Settings, roles: Roles = Roles()) -> AsyncIte
             # The scheduler loop refreshes the clock in a worker; an API-only process must
             # still follow the sandbox clock when another process moves it.
             refresher = asyncio.create_task(
-                _follow_clock(db, clock, settings.scheduler_interval_s), name="clock-refresh"
+                _follow_clock(
+                    db, clock, API_CLOCK_FOLLOW_INTERVALS * settings.scheduler_interval_s
+                ),
+                name="clock-refresh",
             )
             stack.push_async_callback(_cancel, refresher)
         yield rt

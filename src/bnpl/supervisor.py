@@ -157,7 +157,7 @@ def run(settings: Settings, host: str, port: int, api_workers: int) -> int:
                     file=sys.stderr,
                 )
                 return 1
-            stop.wait(0.2)
+            stop.wait(0.5)
         return 0
     except RuntimeError as exc:
         print(f"bnpl up: {exc}", file=sys.stderr)

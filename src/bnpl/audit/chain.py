@@ -140,11 +140,13 @@ async def seal(db: Database, batch: int = 2000, *, wait: bool = False) -> int:
         return len(rows)
 
 
-async def seal_all(db: Database, *, wait: bool = False) -> None:
+async def seal_all(db: Database, *, wait: bool = False) -> int:
     """Seal everything committed so far; `wait` for a sealer of another process rather
-    than leave its part unsealed (a reader that must see everything sealed)."""
-    while await seal(db, wait=wait) > 0:
-        pass
+    than leave its part unsealed (a reader that must see everything sealed). How many."""
+    total = 0
+    while (sealed := await seal(db, wait=wait)) > 0:
+        total += sealed
+    return total
 
 
 @dataclass(frozen=True)
@@ -205,12 +207,19 @@ def _check(row: asyncpg.Record, expected_index: int, prev: bytes) -> dict[str, A
 
 
 class Sealer:
-    """Seals new records moments after they commit, in the background."""
+    """Seals new records moments after they commit, in the background: every `interval`
+    while there are records to seal; when there were none, it waits for `nudge()` (a commit
+    somewhere on the platform, through the event bus's wake-ups) or `idle_interval`."""
 
-    def __init__(self, db: Database, interval: float = 0.2) -> None:
+    def __init__(self, db: Database, interval: float = 0.2, idle_interval: float = 5.0) -> None:
         self.db = db
         self.interval = interval
+        self.idle_interval = idle_interval
         self._task: asyncio.Task[None] | None = None
+        self._nudged = asyncio.Event()
+
+    def nudge(self) -> None:
+        self._nudged.set()
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="audit-sealer")
@@ -223,8 +232,13 @@ class Sealer:
 
     async def _loop(self) -> None:
         while True:
+            self._nudged.clear()
+            sealed = 0
             try:
-                await seal_all(self.db)
+                sealed = await seal_all(self.db)
             except Exception:
                 log.exception("audit sealing failed")
             await asyncio.sleep(self.interval)
+            if not sealed:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._nudged.wait(), self.idle_interval)

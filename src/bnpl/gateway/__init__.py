@@ -11,7 +11,7 @@ from bnpl.gateway.auth import (
     OperatorP,
     current_principal,
 )
-from bnpl.gateway.context import Command, command, request_id, runtime
+from bnpl.gateway.context import Command, command, follow_sandbox_clock, request_id, runtime
 from bnpl.gateway.principals import (
     Anonymous,
     Consumer,
@@ -43,6 +43,7 @@ __all__ = [
     "client_address",
     "command",
     "current_principal",
+    "follow_sandbox_clock",
     "request_id",
     "runtime",
 ]

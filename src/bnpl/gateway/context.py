@@ -72,6 +72,16 @@ class Command:
         return Response(payload, status_code=status, media_type="application/json")
 
 
+async def follow_sandbox_clock(request: Request) -> None:
+    """Before reading business time outside a `command`: in the sandbox, another API process
+    may have just moved the clock (and answered the client), so read it now. Production has
+    no movable clock: nothing to do."""
+    rt = runtime(request)
+    if rt.settings.sandbox:
+        async with rt.db.connection() as conn:
+            await rt.clock.refresh(conn)
+
+
 @asynccontextmanager
 async def command(request: Request) -> AsyncIterator[Command]:
     """Open the transaction of one state-changing request; it commits when the block exits."""

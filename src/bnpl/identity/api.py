@@ -7,7 +7,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Request, Response
 
 from bnpl import audit
-from bnpl.gateway import ConsumerP, OperatorP, PerAddressLimit, command, runtime
+from bnpl.gateway import (
+    ConsumerP,
+    OperatorP,
+    PerAddressLimit,
+    command,
+    follow_sandbox_clock,
+    runtime,
+)
 from bnpl.identity import service
 from bnpl.identity.schemas import (
     ConsumerCreate,
@@ -183,6 +190,7 @@ async def add_payment_method(
     body: PaymentMethodCreate, request: Request, consumer: ConsumerP
 ) -> Response:
     """Add a card: it is tokenized with the gateway at once; only the token is kept."""
+    await follow_sandbox_clock(request)  # the card's expiry is checked against it
     card = await service.tokenize_card(runtime(request), body.card)
     async with command(request) as cmd:
         pm = await service.add_payment_method(cmd.conn, cmd.rt, consumer.consumer_id, card, cmd.at)

@@ -87,6 +87,8 @@ class Bus(Protocol):
 
     def wake(self) -> None: ...
 
+    def on_wake(self, callback: Callable[[], None]) -> None: ...
+
     async def drain(self, timeout: float = 30.0) -> None: ...
 
 
@@ -108,6 +110,7 @@ class PostgresBus:
     _listener: asyncpg.Connection | None = None
     _running: bool = False
     _cycle_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _wake_callbacks: list[Callable[[], None]] = field(default_factory=list)
 
     def subscribe(
         self,
@@ -175,8 +178,19 @@ class PostgresBus:
 
     def wake(self) -> None:
         """Events were committed: handle them here now, and tell the other processes."""
-        self._wakeup.set()
+        self._woken()
         self._notify.set()
+
+    def on_wake(self, callback: Callable[[], None]) -> None:
+        """Call `callback` whenever something was committed, here or (through NOTIFY, in a
+        process running consumers) anywhere: the scheduler and the audit sealer sleep
+        until then instead of polling."""
+        self._wake_callbacks.append(callback)
+
+    def _woken(self) -> None:
+        self._wakeup.set()
+        for callback in self._wake_callbacks:
+            callback()
 
     async def _notify_loop(self) -> None:
         while True:
@@ -194,7 +208,7 @@ class PostgresBus:
             return
         try:
             self._listener = await self.db.connect_raw()
-            await self._listener.add_listener(CHANNEL, lambda *_: self._wakeup.set())
+            await self._listener.add_listener(CHANNEL, lambda *_: self._woken())
         except Exception:
             self._listener = None
             log.warning("bus listener connection failed; polling", exc_info=True)

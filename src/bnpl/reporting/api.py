@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import AwareDatetime, BaseModel, Field
 
 from bnpl import installments
-from bnpl.gateway import OperatorP, runtime
+from bnpl.gateway import OperatorP, follow_sandbox_clock, runtime
 from bnpl.kit.errors import validation_error
 from bnpl.kit.money import SUPPORTED_CURRENCIES
 from bnpl.reporting.facts import flows
@@ -60,12 +60,12 @@ async def summary(
     if currency not in SUPPORTED_CURRENCIES:
         raise validation_error(f"unsupported currency {currency}", "currency")
     rt = runtime(request)
+    if to is None:
+        await follow_sandbox_clock(request)
+    end = to or rt.clock.now()
+    if start is not None and start > end:
+        raise validation_error("`from` must not be after `to`", "from")
     async with rt.db.connection() as conn:
-        if to is None and rt.settings.sandbox:
-            await rt.clock.refresh(conn)  # as another process may just have moved it
-        end = to or rt.clock.now()
-        if start is not None and start > end:
-            raise validation_error("`from` must not be after `to`", "from")
         period = await flows(conn, currency, start, end, merchant_id)
         book = await installments.portfolio(conn, currency, merchant_id)
     answered = period.collections_succeeded + period.collections_failed

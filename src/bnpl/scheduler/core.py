@@ -42,6 +42,7 @@ class Scheduler:
     clock: Clock
     bus: Bus
     interval: float = 1.0
+    idle_interval: float = 8.0  # the longest pause of a work that found nothing to do
     batch_size: int = 500
     works: list[DueWork] = field(default_factory=list)
     _task: asyncio.Task[None] | None = None
@@ -49,12 +50,20 @@ class Scheduler:
     _advance_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _work_tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     _running_work: dict[str, asyncio.Lock] = field(default_factory=dict)
+    _nudged: dict[str, asyncio.Event] = field(default_factory=dict)
 
     def register(self, work: DueWork) -> None:
         if any(w.name == work.name for w in self.works):
             raise ValueError(f"due work {work.name!r} is already registered")
         self.works.append(work)
         self._running_work[work.name] = asyncio.Lock()
+        self._nudged[work.name] = asyncio.Event()
+
+    def nudge(self) -> None:
+        """Something was committed: works pausing for lack of anything to do look again
+        (no sooner than `interval` after their last run)."""
+        for nudged in self._nudged.values():
+            nudged.set()
 
     async def start(self) -> None:
         self._running = True
@@ -92,20 +101,32 @@ class Scheduler:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _work_loop(self, work: DueWork) -> None:
-        """One work, on its own: what is due, until less than a batch is left; then a pause.
+        """One work, on its own: what is due, until less than a batch is left; then a pause
+        of `interval`. A run that found nothing doubles the pause (up to `idle_interval`),
+        cut short by `nudge()`: an idle platform does not poll every work every second.
         While the sandbox clock is being advanced, `advance_to` runs the works instead."""
+        pause = self.interval
+        nudged = self._nudged[work.name]
         while self._running:
+            nudged.clear()
+            found = 0
             try:
                 async with self._running_work[work.name]:
                     while not self._advance_lock.locked():
                         done = await work.run_due(self.db, self.clock.now(), self.batch_size)
+                        found += done
                         if done:
                             self.bus.wake()  # the work's events are handled now
                         if done < self.batch_size:
                             break
             except Exception:
                 log.exception("scheduled work failed", extra={"work": work.name})
+                found = -1  # not idle: tried again after `interval`
+            pause = self.interval if found else min(pause * 2, self.idle_interval)
             await asyncio.sleep(self.interval)
+            if pause > self.interval:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(nudged.wait(), pause - self.interval)
 
     async def run_due(self, now: datetime) -> int:
         """Run every work item due at `now` until none is left that this process can claim.

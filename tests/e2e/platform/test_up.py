@@ -93,7 +93,14 @@ def platform(database_url: str, tmp_path: Path) -> Iterator[tuple[subprocess.Pop
 def test_up_runs_the_roles_as_processes_and_ctrl_c_stops_them_all(
     platform: tuple[subprocess.Popen[str], str], tmp_path: Path
 ) -> None:
-    process, url = platform
+    try:
+        _run_and_stop(*platform, tmp_path)
+    except AssertionError as failure:  # the platform's own account of it, to read in CI
+        log = (tmp_path / "up.log").read_text()[-4000:]
+        raise AssertionError(f"{failure}\n--- bnpl up's output ---\n{log}") from failure
+
+
+def _run_and_stop(process: subprocess.Popen[str], url: str, tmp_path: Path) -> None:
     roles = _descendants(process.pid)
     assert len(roles) >= 5  # sandbox, worker, serve and its two API processes
     operator = {"Authorization": f"Bearer {TOKEN}"}
@@ -127,7 +134,9 @@ def test_up_runs_the_roles_as_processes_and_ctrl_c_stops_them_all(
     assert r.status_code == 201, r.text
     shop = {"Authorization": f"Bearer {r.json()['secret']}"}
     for _ in range(6):
-        r = httpx.post(f"{url}/v1/sandbox/clock", headers=operator, json={"advance": "P1D"})
+        r = httpx.post(
+            f"{url}/v1/sandbox/clock", headers=operator, json={"advance": "P1D"}, timeout=60
+        )
         assert r.status_code == 200, r.text
         moved_to = datetime.fromisoformat(r.json()["now"])
         r = httpx.post(

@@ -250,3 +250,40 @@ async def test_the_clock_only_moves_forward_and_is_shared(db: Database) -> None:
         offset_us = await conn.fetchval("SELECT offset_us FROM platform.clock")
     assert abs(timedelta(microseconds=offset_us) - mine.offset) < timedelta(milliseconds=1)
     assert mine.today() == mine.now().date()
+
+
+class Counting:
+    """Due work that never finds anything, counting its runs."""
+
+    name = "probe.counting"
+
+    def __init__(self) -> None:
+        self.runs = 0
+
+    async def next_due_at(self, db: Database) -> datetime | None:
+        return None
+
+    async def run_due(self, db: Database, now: datetime, limit: int) -> int:
+        self.runs += 1
+        return 0
+
+
+async def test_an_idle_work_pauses_longer_until_it_is_nudged(db: Database) -> None:
+    clock = Clock()
+    scheduler = Scheduler(db, clock, PostgresBus(db), interval=0.05, idle_interval=0.8)
+    idle = Counting()
+    scheduler.register(idle)
+    await scheduler.start()
+    try:
+        await asyncio.sleep(2.0)
+        # Polled every interval it would have run 40 times; backing off to 0.8 s, a handful.
+        assert 3 <= idle.runs <= 8, idle.runs
+        before = idle.runs
+        scheduler.nudge()  # something was committed: it looks again at once
+        assert await eventually(lambda: _ran_since(idle, before), within=0.3)
+    finally:
+        await scheduler.stop()
+
+
+async def _ran_since(work: Counting, runs: int) -> bool:
+    return work.runs > runs
