@@ -19,11 +19,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any, Final
-from urllib.parse import urlsplit
 
 import aiosmtplib
 import asyncpg
@@ -34,6 +32,7 @@ from bnpl.kit.ids import new_id
 from bnpl.messaging import BatchHandler, Event
 from bnpl.notifications import repository as repo
 from bnpl.notifications.repository import Notification
+from bnpl.notifications.smtp import SmtpSessions, build_message
 from bnpl.notifications.templates import BY_EVENT, TEMPLATES, Channel, Template, template_for
 from bnpl.providers import MessageResult, ProviderUnavailable
 
@@ -46,8 +45,6 @@ SENDER: Final = "BNPL <notifications@bnpl.example>"
 LEASE: Final = timedelta(minutes=1)
 RETRY_AFTER: Final = (timedelta(minutes=1), timedelta(minutes=10), timedelta(hours=1))
 IN_FLIGHT: Final = 16
-SMTP_TIMEOUT_S: Final = 10.0
-EHLO_NAME: Final = "bnpl.local"
 REMINDER_DAYS: Final = 3
 
 # The plan's events whose data is the plan's JSON (or has it under `plan`): they keep its
@@ -171,6 +168,7 @@ class SendNotifications:
 
     rt: Runtime
     name: str = "notifications.send"
+    _smtp: SmtpSessions | None = field(default=None, repr=False)
 
     async def next_due_at(self, db: Database) -> datetime | None:
         async with db.connection() as conn:
@@ -234,24 +232,18 @@ class SendNotifications:
         url = self.rt.settings.smtp_url
         if url is None:
             return Outcome(False, error="no SMTP server configured (BNPL_SMTP_URL)")
-        parts = urlsplit(url)
-        message = EmailMessage()
-        message["From"] = SENDER
-        message["To"] = contact.email
-        message["Subject"] = n.subject
-        message["Message-ID"] = f"<{n.id}@bnpl>"  # a receiver dedupes a resend by it
-        message.set_content(f"Hi {contact.first_name},\n\n{n.body}\n")
+        if self._smtp is None:
+            self._smtp = SmtpSessions(url)
+            self.rt.closers.append(self._smtp.aclose)
+        message = build_message(
+            sender=SENDER,
+            to=contact.email,
+            subject=n.subject,
+            text=f"Hi {contact.first_name},\n\n{n.body}\n",
+            message_id=f"<{n.id}@bnpl>",
+        )
         try:
-            await aiosmtplib.send(
-                message,
-                hostname=parts.hostname or "127.0.0.1",
-                port=parts.port or 25,
-                timeout=SMTP_TIMEOUT_S,
-                # Named, so that no connection asks the resolver for this host's FQDN.
-                local_hostname=EHLO_NAME,
-                use_tls=parts.scheme == "smtps",
-                start_tls=False if parts.scheme == "smtp" else None,
-            )
+            await self._smtp.send(message)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             return Outcome(False, error=f"recipient refused: {exc}"[:500], final=True)
         return Outcome(True, reference=n.id)
