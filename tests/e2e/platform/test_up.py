@@ -6,17 +6,21 @@ stops every process cleanly, without a traceback."""
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
+
+from tests.conftest import _with_database
 
 TOKEN = "up-test-operator-token"
 
@@ -60,9 +64,27 @@ def _alive(pids: set[int]) -> dict[int, str]:
 
 
 @pytest.fixture
-def platform(database_url: str, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
+async def own_database(postgres_server: str) -> AsyncIterator[str]:
+    """A database of its own: the test moves the sandbox clock by days, and its operator
+    token (from which the sandbox derives the field-encryption key) is not the suite's."""
+    name = f"bnpl_up_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(postgres_server)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    yield _with_database(postgres_server, name)
+    admin = await asyncpg.connect(postgres_server)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+def platform(own_database: str, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
     port = _free_port()
-    env = {**os.environ, "BNPL_DATABASE_URL": database_url, "BNPL_ADMIN_TOKEN": TOKEN}
+    env = {**os.environ, "BNPL_DATABASE_URL": own_database, "BNPL_ADMIN_TOKEN": TOKEN}
     env.pop("BNPL_PROVIDERS_URL", None)
     log = (tmp_path / "up.log").open("w+")
     process = subprocess.Popen(
