@@ -246,6 +246,10 @@ class PostgresBus:
 
             behind = await self._behind()
             results = await asyncio.gather(*(dispatch(self.subscriptions[n]) for n in behind))
+            if any(results):
+                # The handlers committed too (webhook jobs, notifications): due now, perhaps.
+                for callback in self._wake_callbacks:
+                    callback()
             return busy or any(results)
 
     async def _behind(self) -> list[str]:
