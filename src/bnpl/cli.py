@@ -96,10 +96,11 @@ def serve(
         chosen = {s.strip() for s in services.split(",")} if services else None
         _run_api(settings, host, port, Roles(workers=False, migrate=False), chosen)
         return
-    if settings.providers_url is None:
+    if settings.providers_url is None or settings.redis_url is None:
         raise typer.BadParameter(
-            "several API processes need the providers in a process of their own: run "
-            "`bnpl sandbox` and set BNPL_PROVIDERS_URL (or use --workers 1)",
+            "several API processes need the providers in a process of their own and a Redis "
+            "for their shared rate-limit windows: set BNPL_PROVIDERS_URL (`bnpl sandbox`) "
+            "and BNPL_REDIS_URL, or use --workers 1 (`bnpl up` does all of it)",
             param_hint="--workers",
         )
     # The processes share one database: start the embedded one here, not in each of them.

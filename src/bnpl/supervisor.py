@@ -4,6 +4,8 @@ The supervisor starts the embedded PostgreSQL server (unless `BNPL_DATABASE_URL`
 and applies the migrations, then runs each role in processes of its own, as Kubernetes would
 run its pods:
 
+- a Valkey (Redis) server from the PyPI wheel, unless `BNPL_REDIS_URL` names one: the API
+  processes must share their rate-limit and failed-login windows;
 - `bnpl sandbox`: the provider simulators (unless `BNPL_PROVIDERS_URL` names providers),
   with the SMTP server that receives the platform's email (unless `BNPL_SMTP_URL` names one);
 - `bnpl worker`: event consumers, time-driven work, the audit sealer;
@@ -37,6 +39,7 @@ import asyncpg
 
 from bnpl.bootstrap import database_url
 from bnpl.config import Settings
+from bnpl.kit.embedded import valkey_command
 from bnpl.kit.migrate import migrate
 
 STOP_GRACE_S = 10.0
@@ -55,15 +58,32 @@ class Role:
     process: subprocess.Popen[bytes]
 
 
-def _spawn(name: str, args: list[str], env: dict[str, str]) -> Role:
+def _spawn(name: str, args: list[str], env: dict[str, str], *, program: bool = False) -> Role:
+    """`bnpl ARGS` (or the program `args` itself) as a role of its own."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "bnpl.cli", *args],
+        args if program else [sys.executable, "-m", "bnpl.cli", *args],
         env=env,
         stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL if program else None,
         start_new_session=True,  # Ctrl-C reaches the supervisor only; it stops the roles
         preexec_fn=_die_with_parent,
     )
     return Role(name, process)
+
+
+def _wait_port(port: int, roles: list[Role], stopping: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline and not stopping():
+        for role in roles:
+            if role.process.poll() is not None:
+                raise RuntimeError(f"{role.name} exited with {role.process.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    if not stopping():
+        raise RuntimeError(f"nothing listens on port {port} after {READY_TIMEOUT_S:.0f} s")
 
 
 def _free_port(host: str) -> int:
@@ -123,6 +143,13 @@ def run(settings: Settings, host: str, port: int, api_workers: int) -> int:
     env = {**os.environ, "BNPL_DATABASE_URL": dsn}
     roles: list[Role] = []
     try:
+        if settings.redis_url is None:
+            # The API processes share their rate-limit and failed-login windows through
+            # Redis; in memory, each process would grant a client its own allowance.
+            redis_port = _free_port("127.0.0.1")
+            roles.append(_spawn("valkey", valkey_command(redis_port), env, program=True))
+            _wait_port(redis_port, roles, stop.is_set)
+            env["BNPL_REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
         if settings.providers_url is None:
             host_s = settings.sandbox_host
             sandbox_port = str(settings.sandbox_port or _free_port(host_s))

