@@ -7,6 +7,7 @@ import hashlib
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -23,6 +24,10 @@ class Settings(BaseSettings):
     env: Environment = Environment.SANDBOX
     database_url: str | None = None
     redis_url: str | None = None
+    # Where the credit features live: `auto` is Redis when `redis_url` is set, else
+    # PostgreSQL. `bnpl up` says `postgres` when the Redis is its own ephemeral Valkey (the
+    # repayment history must outlive a restart; the rate-limit windows need not).
+    feature_store: Literal["auto", "postgres", "redis"] = "auto"
     kafka_bootstrap: str | None = None
     smtp_url: str | None = None
     admin_token: str = "sandbox-admin-token"

@@ -150,6 +150,8 @@ def run(settings: Settings, host: str, port: int, api_workers: int) -> int:
             roles.append(_spawn("valkey", valkey_command(redis_port), env, program=True))
             _wait_port(redis_port, roles, stop.is_set)
             env["BNPL_REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
+            # It keeps nothing on disk: the credit features stay in PostgreSQL.
+            env.setdefault("BNPL_FEATURE_STORE", "postgres")
         if settings.providers_url is None:
             host_s = settings.sandbox_host
             sandbox_port = str(settings.sandbox_port or _free_port(host_s))

@@ -32,6 +32,7 @@ import asyncpg
 import redis.asyncio as aioredis
 
 from bnpl import identity
+from bnpl.config import Settings
 from bnpl.credit import bulk as bulk  # sandbox seeding only (POST /v1/sandbox/seed)
 from bnpl.credit import handlers
 from bnpl.credit.accounts import (
@@ -68,6 +69,7 @@ __all__ = [
     "credit_summary",
     "decide",
     "engine",
+    "feature_store_kind",
     "open_account",
     "record_payment_decline",
     "register",
@@ -90,13 +92,23 @@ async def decide(
     return await _decide(conn, engine(rt), application, at=at)
 
 
+def feature_store_kind(settings: Settings) -> str:
+    """`redis` or `postgres`: `BNPL_FEATURE_STORE`, or (`auto`) Redis when there is one."""
+    if settings.feature_store == "redis" and not settings.redis_url:
+        raise ValueError("BNPL_FEATURE_STORE=redis needs BNPL_REDIS_URL")
+    if settings.feature_store == "auto":
+        return "redis" if settings.redis_url else "postgres"
+    return settings.feature_store
+
+
 def _build_engine(rt: Runtime) -> CreditEngine:
     model = RiskModel.load(rt.settings.risk_model_path)
     cutoff = rt.settings.effective_risk_cutoff
     if cutoff is None:
         cutoff = model.metadata.suggested_cutoff
     store: FeatureStore
-    if rt.settings.redis_url:
+    if feature_store_kind(rt.settings) == "redis":
+        assert rt.settings.redis_url is not None
         client = aioredis.from_url(rt.settings.redis_url)
         store = RedisFeatureStore(client)
         rt.closers.append(client.aclose)
