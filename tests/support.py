@@ -9,8 +9,10 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg
 import httpx
 
+from bnpl.bench.platform import with_database
 from bnpl.runtime import Runtime
 
 PROBLEM = "application/problem+json"
@@ -18,6 +20,46 @@ PROBLEM = "application/problem+json"
 
 def unique(prefix: str = "t") -> str:
     return f"{prefix}{secrets.token_hex(5)}"
+
+
+@asynccontextmanager
+async def fresh_database(server: str, prefix: str) -> AsyncIterator[str]:
+    """A new, empty database on the PostgreSQL `server` (its DSN), dropped afterwards."""
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(server)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    try:
+        yield with_database(server, name)
+    finally:
+        admin = await asyncpg.connect(server)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+def consumer_body(**overrides: Any) -> dict[str, Any]:
+    """A sign-up body (`POST /v1/consumers`) with a unique email."""
+    payload: dict[str, Any] = {
+        "email": f"{unique('ada')}@example.com",
+        "phone": "+14155550100",
+        "password": "correct horse battery",
+        "first_name": "Ada",
+        "last_name": "Lovelace",
+        "date_of_birth": "1990-12-10",
+        "address": {
+            "line1": "1 Main St",
+            "city": "Springfield",
+            "region": "IL",
+            "postal_code": "62701",
+            "country": "US",
+        },
+    }
+    payload.update(overrides)
+    return payload
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -113,23 +155,7 @@ class Api:
         return MerchantHandle(merchant["id"], r.json()["secret"], merchant)
 
     def consumer_payload(self, **overrides: Any) -> dict[str, Any]:
-        payload: dict[str, Any] = {
-            "email": f"{unique('ada')}@example.com",
-            "phone": "+14155550100",
-            "password": "correct horse battery",
-            "first_name": "Ada",
-            "last_name": "Lovelace",
-            "date_of_birth": "1990-12-10",
-            "address": {
-                "line1": "1 Main St",
-                "city": "Springfield",
-                "region": "IL",
-                "postal_code": "62701",
-                "country": "US",
-            },
-        }
-        payload.update(overrides)
-        return payload
+        return consumer_body(**overrides)
 
     async def login(self, email: str, password: str) -> dict[str, Any]:
         r = await self.client.post("/v1/auth/login", json={"email": email, "password": password})

@@ -71,21 +71,6 @@ def _spawn(name: str, args: list[str], env: dict[str, str], *, program: bool = F
     return Role(name, process)
 
 
-def _wait_port(port: int, roles: list[Role], stopping: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline and not stopping():
-        for role in roles:
-            if role.process.poll() is not None:
-                raise RuntimeError(f"{role.name} exited with {role.process.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    if not stopping():
-        raise RuntimeError(f"nothing listens on port {port} after {READY_TIMEOUT_S:.0f} s")
-
-
 def _free_port(host: str) -> int:
     with socket.socket() as s:
         s.bind((host, 0))
@@ -93,21 +78,37 @@ def _free_port(host: str) -> int:
         return port
 
 
-def _wait_ready(url: str, roles: list[Role], stopping: Callable[[], bool]) -> None:
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as answer:
+            return bool(answer.status == 200)
+    except OSError:
+        return False
+
+
+def _listens(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        return True
+    except OSError:
+        return False
+
+
+def _wait_until(
+    ready: Callable[[], bool], what: str, roles: list[Role], stopping: Callable[[], bool]
+) -> None:
+    """Until `ready()` (a role is up), unless a role dies, the supervisor is stopping, or
+    `READY_TIMEOUT_S` passes."""
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline and not stopping():
         for role in roles:
             if role.process.poll() is not None:
                 raise RuntimeError(f"{role.name} exited with {role.process.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=1) as answer:
-                if answer.status == 200:
-                    return
-        except OSError:
-            pass
+        if ready():
+            return
         time.sleep(0.1)
     if not stopping():
-        raise RuntimeError(f"{url} did not answer within {READY_TIMEOUT_S:.0f} s")
+        raise RuntimeError(f"{what} was not ready within {READY_TIMEOUT_S:.0f} s")
 
 
 def _stop(roles: list[Role]) -> None:
@@ -148,7 +149,7 @@ def run(settings: Settings, host: str, port: int, api_workers: int) -> int:
             # Redis; in memory, each process would grant a client its own allowance.
             redis_port = _free_port("127.0.0.1")
             roles.append(_spawn("valkey", valkey_command(redis_port), env, program=True))
-            _wait_port(redis_port, roles, stop.is_set)
+            _wait_until(lambda: _listens(redis_port), "valkey", roles, stop.is_set)
             env["BNPL_REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
             # It keeps nothing on disk: the credit features stay in PostgreSQL.
             env.setdefault("BNPL_FEATURE_STORE", "postgres")
@@ -162,13 +163,15 @@ def run(settings: Settings, host: str, port: int, api_workers: int) -> int:
                 simulators += ["--smtp-port", smtp_port]
                 env["BNPL_SMTP_URL"] = f"smtp://{host_s}:{smtp_port}"
             roles.append(_spawn("sandbox", simulators, env))
-            _wait_ready(f"{sandbox}/healthz", roles, stop.is_set)
+            _wait_until(lambda: _answers(f"{sandbox}/healthz"), "bnpl sandbox", roles, stop.is_set)
             env["BNPL_PROVIDERS_URL"] = sandbox
         roles.append(_spawn("worker", ["worker"], env))
         serve = ["serve", "--host", host, "--port", str(port), "--workers", str(api_workers)]
         roles.append(_spawn("api", serve, env))
         shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-        _wait_ready(f"http://{shown}:{port}/readyz", roles, stop.is_set)
+        _wait_until(
+            lambda: _answers(f"http://{shown}:{port}/readyz"), "the API", roles, stop.is_set
+        )
         if stop.is_set():
             return 0
         print(

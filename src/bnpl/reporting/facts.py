@@ -33,11 +33,11 @@ async def record(conn: asyncpg.Connection, events: Sequence[Event]) -> None:
             continue
         if event.type in (CREATED, AUTHORIZED, DECLINED):
             # One row per checkout, its events merged (an upsert may touch a row once).
-            at = event.occurred_at.isoformat()
+            at = event.occurred_at
             row = checkouts.setdefault(
                 str(data["id"]), [merchant, str(data["currency"]), at, False, False]
             )
-            row[2] = min(row[2], at, key=datetime.fromisoformat)
+            row[2] = min(row[2], at)
             row[3] = row[3] or event.type == AUTHORIZED
             row[4] = row[4] or event.type == DECLINED
             continue
@@ -45,8 +45,8 @@ async def record(conn: asyncpg.Connection, events: Sequence[Event]) -> None:
         if fact is not None:
             kind, reference, amount = fact
             currency = str(data["currency"])
-            at = event.occurred_at.isoformat()
-            amounts.append([kind, reference, merchant, currency, amount, at])
+            occurred = event.occurred_at.isoformat()
+            amounts.append([kind, reference, merchant, currency, amount, occurred])
     if checkouts:
         await conn.execute(
             """
@@ -60,7 +60,10 @@ async def record(conn: asyncpg.Connection, events: Sequence[Event]) -> None:
                 authorized = reporting.checkouts.authorized OR EXCLUDED.authorized,
                 declined = reporting.checkouts.declined OR EXCLUDED.declined
             """,
-            [[checkout_id, *row] for checkout_id, row in checkouts.items()],
+            [
+                [checkout_id, merchant, currency, at.isoformat(), authorized, declined]
+                for checkout_id, (merchant, currency, at, authorized, declined) in checkouts.items()
+            ],
         )
     if amounts:
         await conn.execute(

@@ -31,10 +31,8 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import secrets
 import select
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -52,11 +50,12 @@ from asgi_lifespan import LifespanManager
 
 from bnpl import installments, ledger
 from bnpl.app import create_app
+from bnpl.bench.platform import free_port
 from bnpl.bootstrap import Roles
 from bnpl.config import Settings
 from bnpl.kit.ids import new_id
 from bnpl.kit.migrate import migrate
-from tests.support import Api, ConsumerHandle
+from tests.support import Api, ConsumerHandle, fresh_database
 
 SEED = int(os.environ.get("BNPL_CRASH_SEED", "20250611"))
 PLANS = 300
@@ -80,18 +79,6 @@ FORKSERVER = Path(__file__).with_name("forkserver.py")
 
 
 # --------------------------------------------------------------------------- processes
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _with_database(dsn: str, name: str) -> str:
-    base, _, query = dsn.partition("?")
-    head, _, _ = base.rpartition("/")
-    return f"{head}/{name}" + (f"?{query}" if query else "")
 
 
 def _stop(proc: subprocess.Popen[Any], how: signal.Signals = signal.SIGKILL) -> int | None:
@@ -205,24 +192,6 @@ def _processes(env: dict[str, str], logs: Path) -> Iterator[Processes]:
     finally:
         for proc in reversed(processes.started):
             _stop(proc)
-
-
-@asynccontextmanager
-async def _database(postgres_server: str) -> AsyncIterator[str]:
-    name = f"bnpl_crash_{os.getpid()}_{secrets.token_hex(3)}"
-    admin = await asyncpg.connect(postgres_server)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    try:
-        yield _with_database(postgres_server, name)
-    finally:
-        admin = await asyncpg.connect(postgres_server)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
 
 
 @asynccontextmanager
@@ -484,7 +453,7 @@ async def test_killed_workers_never_charge_an_installment_twice(
     postgres_server: str, settings: Settings, tmp_path: Path
 ) -> None:
     rng = random.Random(SEED)
-    async with _database(postgres_server) as dsn:
+    async with fresh_database(postgres_server, "bnpl_crash") as dsn:
         conn = await asyncpg.connect(dsn)
         try:
             await migrate(conn)
@@ -500,7 +469,7 @@ async def _crash_and_prove(
     tmp_path: Path,
     rng: random.Random,
 ) -> None:
-    port = _free_port()
+    port = free_port()
     providers_url = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("BNPL_")} | {
         "BNPL_DATABASE_URL": dsn,

@@ -6,9 +6,7 @@ stops every process cleanly, without a traceback."""
 from __future__ import annotations
 
 import os
-import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,51 +14,18 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
 
-from tests.conftest import _with_database
+from bnpl.bench import procstat
+from bnpl.bench.platform import free_port
+from tests.support import consumer_body, fresh_database
 
 TOKEN = "up-test-operator-token"
-CONSUMER = {
-    "phone": "+14155550100",
-    "password": "correct horse battery",
-    "first_name": "Ada",
-    "last_name": "Lovelace",
-    "date_of_birth": "1990-12-10",
-    "address": {
-        "line1": "1 Main St",
-        "city": "Springfield",
-        "region": "IL",
-        "postal_code": "62701",
-        "country": "US",
-    },
-}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _descendants(pid: int) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError):
-                continue
-            children.setdefault(parent, []).append(int(entry.name))
-    found, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.add(child)
-            todo.append(child)
-    return found
+    return set(procstat.tree(pid, procstat.children_by_parent())) - {pid}
 
 
 def _alive(pids: set[int]) -> dict[int, str]:
@@ -81,23 +46,13 @@ def _alive(pids: set[int]) -> dict[int, str]:
 async def own_database(postgres_server: str) -> AsyncIterator[str]:
     """A database of its own: the test moves the sandbox clock by days, and its operator
     token (from which the sandbox derives the field-encryption key) is not the suite's."""
-    name = f"bnpl_up_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(postgres_server)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    yield _with_database(postgres_server, name)
-    admin = await asyncpg.connect(postgres_server)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with fresh_database(postgres_server, "bnpl_up") as dsn:
+        yield dsn
 
 
 @pytest.fixture
 def platform(own_database: str, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "BNPL_DATABASE_URL": own_database, "BNPL_ADMIN_TOKEN": TOKEN}
     env.pop("BNPL_PROVIDERS_URL", None)
     log = (tmp_path / "up.log").open("w+")
@@ -184,7 +139,7 @@ def _run_and_stop(process: subprocess.Popen[str], url: str, tmp_path: Path) -> N
     # The failed-login window is one for all API processes (Redis, started by `bnpl up`):
     # five wrong passwords, whichever process each lands on, then 429.
     email = "ada-up@example.com"
-    r = httpx.post(f"{url}/v1/consumers", json={**CONSUMER, "email": email})
+    r = httpx.post(f"{url}/v1/consumers", json=consumer_body(email=email))
     assert r.status_code == 201, r.text
     answers = [
         httpx.post(f"{url}/v1/auth/login", json={"email": email, "password": "wrong guess"})

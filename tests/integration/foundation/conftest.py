@@ -21,6 +21,7 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
 from bnpl.app import create_app
+from bnpl.bench.platform import with_database
 from bnpl.bootstrap import Roles
 from bnpl.config import Settings
 from bnpl.kit.db import Database
@@ -30,13 +31,6 @@ from tests.integration.foundation import probe
 from tests.support import bearer
 
 PROBE_CONSUMER_RULE = "3/second"
-
-
-def with_database(dsn: str, name: str) -> str:
-    """The DSN of database `name` on the server of `dsn` (TCP or Unix-socket form)."""
-    base, _, query = dsn.partition("?")
-    head, _, _ = base.rpartition("/")
-    return f"{head}/{name}" + (f"?{query}" if query else "")
 
 
 @dataclass

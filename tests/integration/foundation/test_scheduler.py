@@ -164,10 +164,10 @@ class Stuck:
         return 0
 
 
-class Failing:
-    """Due work whose every run fails."""
+class Counting:
+    """Due work that never finds anything, counting its runs."""
 
-    name = "probe.failing"
+    name = "probe.counting"
 
     def __init__(self) -> None:
         self.runs = 0
@@ -177,6 +177,16 @@ class Failing:
 
     async def run_due(self, db: Database, now: datetime, limit: int) -> int:
         self.runs += 1
+        return 0
+
+
+class Failing(Counting):
+    """Due work whose every run fails."""
+
+    name = "probe.failing"
+
+    async def run_due(self, db: Database, now: datetime, limit: int) -> int:
+        await super().run_due(db, now, limit)
         raise RuntimeError("this work always fails")
 
 
@@ -250,22 +260,6 @@ async def test_the_clock_only_moves_forward_and_is_shared(db: Database) -> None:
         offset_us = await conn.fetchval("SELECT offset_us FROM platform.clock")
     assert abs(timedelta(microseconds=offset_us) - mine.offset) < timedelta(milliseconds=1)
     assert mine.today() == mine.now().date()
-
-
-class Counting:
-    """Due work that never finds anything, counting its runs."""
-
-    name = "probe.counting"
-
-    def __init__(self) -> None:
-        self.runs = 0
-
-    async def next_due_at(self, db: Database) -> datetime | None:
-        return None
-
-    async def run_due(self, db: Database, now: datetime, limit: int) -> int:
-        self.runs += 1
-        return 0
 
 
 async def test_an_idle_work_pauses_longer_until_it_is_nudged(db: Database) -> None:

@@ -114,21 +114,6 @@ async def list_endpoints(
     return [_endpoint(r) for r in rows]
 
 
-async def subscribed_endpoints(
-    conn: asyncpg.Connection, merchant_id: str, event_type: str
-) -> list[Endpoint]:
-    rows = await conn.fetch(
-        """
-        SELECT * FROM merchants.webhook_endpoints
-        WHERE merchant_id = $1 AND deleted_at IS NULL AND ($2 = ANY(events) OR '*' = ANY(events))
-        ORDER BY id
-        """,
-        merchant_id,
-        event_type,
-    )
-    return [_endpoint(r) for r in rows]
-
-
 async def live_endpoints(
     conn: asyncpg.Connection, merchant_ids: Sequence[str]
 ) -> dict[str, list[Endpoint]]:

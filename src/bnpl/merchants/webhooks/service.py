@@ -187,10 +187,16 @@ async def list_deliveries(
 async def _queue(conn: asyncpg.Connection, event: Event, *, redelivery: bool, at: datetime) -> int:
     if event.merchant_id is None:
         return 0
-    endpoints = await repo.subscribed_endpoints(conn, event.merchant_id, event.type)
-    if endpoints:
-        await _insert_jobs(conn, event, [e.id for e in endpoints], redelivery=redelivery, at=at)
-    return len(endpoints)
+    endpoints = await repo.live_endpoints(conn, [event.merchant_id])
+    subscribed = _subscribed(endpoints.get(event.merchant_id, []), event.type)
+    if subscribed:
+        await _insert_jobs(conn, event, subscribed, redelivery=redelivery, at=at)
+    return len(subscribed)
+
+
+def _subscribed(endpoints: Sequence[Endpoint], event_type: str) -> list[str]:
+    """The ids of the endpoints that take `event_type` (by name, or all with `*`)."""
+    return [e.id for e in endpoints if event_type in e.events or "*" in e.events]
 
 
 async def _insert_jobs(
@@ -224,11 +230,7 @@ def queue_handler(rt: Runtime) -> BatchHandler:
         endpoints = await repo.live_endpoints(conn, sorted(merchants))
         at = rt.clock.now()
         for event in events:
-            subscribed = [
-                e.id
-                for e in endpoints.get(event.merchant_id or "", [])
-                if event.type in e.events or "*" in e.events
-            ]
+            subscribed = _subscribed(endpoints.get(event.merchant_id or "", []), event.type)
             if subscribed:
                 await _insert_jobs(conn, event, subscribed, redelivery=False, at=at)
 
