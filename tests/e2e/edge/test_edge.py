@@ -42,11 +42,12 @@ async def test_tls_routing_and_request_ids(edge: Edge) -> None:
         # Operations endpoints are not on the internet.
         assert (await client.get("/metrics", headers=edge.operator)).status_code == 404
         assert (await client.get("/readyz")).status_code == 404
-    r = httpx.get(f"{edge.http_url}/v1/merchants", follow_redirects=False)
-    assert r.status_code == 308 and r.headers["location"].startswith("https://")
-    # Plain HTTP on the TLS port is refused.
-    plain = edge.url.replace("https://", "http://")
-    assert httpx.get(f"{plain}/healthz").status_code == 400
+    async with httpx.AsyncClient() as plain:
+        r = await plain.get(f"{edge.http_url}/v1/merchants", follow_redirects=False)
+        assert r.status_code == 308 and r.headers["location"].startswith("https://")
+        # Plain HTTP on the TLS port is refused.
+        r = await plain.get(f"{edge.url.replace('https://', 'http://')}/healthz")
+        assert r.status_code == 400
 
 
 async def test_bodies_over_a_mebibyte_never_reach_the_api(edge: Edge) -> None:
