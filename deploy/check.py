@@ -124,9 +124,9 @@ def check_compose(path: Path = DEPLOY / "compose.yaml") -> list[str]:
                 problems.append(f"compose: {name} has no BNPL_DATABASE_URL")
         for volume in service.get("volumes", []):
             source = str(volume).split(":")[0]
-            if source.startswith(".") and not (path.parent / source).exists():
-                if not source.endswith("/tls"):  # made by deploy/tls.sh
-                    problems.append(f"compose: {name} mounts missing {source}")
+            missing = source.startswith(".") and not (path.parent / source).exists()
+            if missing and not source.endswith("/tls"):  # tls/: made by deploy/tls.sh
+                problems.append(f"compose: {name} mounts missing {source}")
     wanted = {"postgres", "redis", "kafka", "migrate", "api", "nginx"}
     problems += [f"compose: no {s} service" for s in sorted(wanted - set(services))]
     if not any(s.get("command", [None])[0] == "worker" for s in services.values()):
@@ -186,6 +186,8 @@ def _pod_templates(docs: Iterable[Doc]) -> Iterable[tuple[Doc, Doc]]:
     for doc in docs:
         if doc["kind"] in ("Deployment", "StatefulSet", "DaemonSet", "Job"):
             yield doc, doc["spec"]["template"]
+        elif doc["kind"] == "CronJob":
+            yield doc, doc["spec"]["jobTemplate"]["spec"]["template"]
 
 
 def _matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
@@ -382,8 +384,10 @@ def exported_metrics() -> set[str]:
     built, with their histogram and counter suffixes."""
     from prometheus_client import REGISTRY
 
-    import bnpl.app  # noqa: F401  (registers every module's metrics)
-    import bnpl.messaging.metrics  # noqa: F401
+    from bnpl.app import create_app
+    from bnpl.config import Settings
+
+    create_app(Settings())  # imports every context, so every module's metrics register
 
     names = set()
     for metric in REGISTRY.collect():
