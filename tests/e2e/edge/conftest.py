@@ -10,6 +10,7 @@ read timeout (1 s instead of 60 s).
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import ipaddress
 import json
@@ -175,6 +176,12 @@ class Edge:
         text = self.nginx.log.read_text(errors="replace")
         new, self._log_offset = text[self._log_offset :], len(text)
         return [json.loads(line) for line in new.splitlines() if line.startswith("{")]
+
+    async def access_log_after(self, settle_s: float = 0.3) -> list[dict[str, Any]]:
+        """The access lines of the requests just answered: NGINX writes a request's line
+        after its answer has gone out, so a moment later."""
+        await asyncio.sleep(settle_s)
+        return self.access_log()
 
     def api_address(self, index: int) -> str:
         port = re.search(r"--port (\d+)", " ".join(map(str, self.apis[index].process.args)))

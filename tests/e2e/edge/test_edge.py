@@ -60,7 +60,7 @@ async def test_bodies_over_a_mebibyte_never_reach_the_api(edge: Edge) -> None:
         )
     assert r.status_code == 413, r.text
     assert r.json()["edge"] is True and r.json()["code"] == "payload_too_large"
-    (line,) = [x for x in edge.access_log() if x["method"] == "POST"]
+    (line,) = [x for x in await edge.access_log_after() if x["method"] == "POST"]
     assert line["upstream"] == "", line
 
 
@@ -185,7 +185,7 @@ async def test_an_api_process_killed_or_hung_under_load(edge: Edge) -> None:
         os.kill(hung.process.pid, signal.SIGCONT)
 
     await load.run_until((1.0, kill), (1.5, freeze), (READ_TIMEOUT_S + 1.5, thaw), (1.0, print))
-    log = edge.access_log()
+    log = await edge.access_log_after()
 
     # Every GET succeeded: a connection refused, reset or left unanswered sent it to another
     # API process.
