@@ -26,6 +26,7 @@ def test_the_committed_rules_and_dashboard_pass(check: ModuleType) -> None:
         "BnplOutboxStuck",
         "BnplLedgerVerificationFailed",
         "BnplAuditChainBroken",
+        "BnplDbPoolSaturated",
     } <= names
 
 
@@ -90,6 +91,8 @@ async def test_requests_bus_and_verifications_on_metrics(iso_api: Api) -> None:
     assert metrics[("bnpl_dead_letters", (("consumer", "deploy.test_consumer"),))] == 1
     assert metrics[("bnpl_outbox_head_position", ())] >= 1
     assert metrics[("bnpl_outbox_unsequenced_events", ())] == 0
+    pool = {s: metrics[("bnpl_db_pool_connections", (("state", s),))] for s in ("busy", "max")}
+    assert 0 <= pool["busy"] <= pool["max"] == iso_api.rt.settings.db_pool_max
     lags = {
         labels: v for (name, labels), v in metrics.items() if name == "bnpl_consumer_lag_events"
     }
