@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 
 from bnpl.gateway import MetricsReader, runtime
+from bnpl.messaging import metrics as bus_metrics
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["operations"])
+
+# This process's database pool when scraped: busy near max means requests queue for a
+# connection (BNPL_DB_POOL_MAX, or PostgreSQL's max_connections, is the limit).
+POOL = Gauge("bnpl_db_pool_connections", "Database pool connections of this process", ["state"])
 
 
 @router.get("/healthz")
@@ -34,7 +44,19 @@ async def readyz(request: Request) -> Response:
 
 
 @router.get("/metrics", dependencies=[MetricsReader])
-async def metrics() -> Response:
+async def metrics(request: Request) -> Response:
     """Prometheus text format. For the operator token, or `BNPL_METRICS_TOKEN` when set
-    (request counts and latencies per route are not for everyone to read)."""
+    (request counts and latencies per route are not for everyone to read). The bus's depth
+    and lag are read from the database now; if it does not answer within a second, the
+    last figures are served (and `/readyz` says why)."""
+    db = runtime(request).db
+    pool = db.pool
+    size, idle = pool.get_size(), pool.get_idle_size()
+    POOL.labels("busy").set(size - idle)
+    POOL.labels("idle").set(idle)
+    POOL.labels("max").set(pool.get_max_size())
+    try:
+        await asyncio.wait_for(bus_metrics.refresh(db), timeout=1.0)
+    except Exception:
+        log.warning("bus metrics not refreshed", exc_info=True)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
