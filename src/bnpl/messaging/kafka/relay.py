@@ -23,10 +23,11 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
 from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka.admin import AdminClient
 
 from bnpl.kit.db import Database
 from bnpl.messaging.events import Event
-from bnpl.messaging.kafka.topics import KafkaOptions, encode
+from bnpl.messaging.kafka.topics import KafkaOptions, encode, ensure_topics
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +57,12 @@ class OutboxRelay:
     options: KafkaOptions
     executor: Executor | None = None
     batch_size: int = 1000
-    # Topics not known to exist yet are created first (`ensure(topics)`).
+    # Creates the topics not known to exist yet (the bus's, sharing what it knows); by
+    # default the relay's own.
     ensure: Callable[[set[str]], Awaitable[None]] | None = None
     _producer: Producer | None = None
+    _admin: AdminClient | None = None
+    _topics: set[str] = field(default_factory=set)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
@@ -115,8 +119,14 @@ class OutboxRelay:
 
     async def publish(self, events: list[Event]) -> None:
         """Produce the events and return once the brokers acknowledged every one."""
+        topics = {self.options.topic_of(e.type) for e in events}
         if self.ensure is not None:
-            await self.ensure({self.options.topic_of(e.type) for e in events})
+            await self.ensure(topics)
+        elif topics - self._topics:
+            if self._admin is None:
+                self._admin = AdminClient({"bootstrap.servers": self.options.bootstrap})
+            await ensure_topics(self._admin, self.options, topics - self._topics)
+            self._topics |= topics
         producer = self.producer
         failures: list[KafkaError] = []
 
