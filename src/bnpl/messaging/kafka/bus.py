@@ -195,12 +195,22 @@ class KafkaBus(PostgresBus):
                 await asyncio.sleep(0.05)
 
     async def _groups_caught_up(self) -> bool:
-        lags = await asyncio.gather(*(self.lag(sub) for sub in self.subscriptions.values()))
+        try:
+            lags = await asyncio.gather(*(self.lag(sub) for sub in self.subscriptions.values()))
+        except KafkaException as exc:  # a broker just back: its coordinator still loading
+            log.info("reading the consumer lag failed: %s", exc)
+            return False
         return not any(lags)
 
     async def lag(self, sub: Subscription) -> int:
         topics = [*self.options.topics_of(sub.types), self.options.retry_topic]
-        return await group_lag(self.admin, self.options.group_of(sub.name), topics)
+        try:
+            return await group_lag(self.admin, self.options.group_of(sub.name), topics)
+        except KafkaException:
+            # An admin client that lived through a broker's restart may never hear back
+            # from the group coordinator: the next call gets a new one.
+            self._admin = None
+            raise
 
     # --- operators --------------------------------------------------------------------------
 
