@@ -190,9 +190,23 @@ class KafkaBus(PostgresBus):
             while True:
                 while await self.run_once():
                     pass
-                if not await self.relay.pending() and await self._groups_caught_up():
-                    return
+                # The lags count only what was published before they were read, and a
+                # handler commits the events it emits before its group's offsets: so the
+                # outbox must show nothing new (neither pending nor relayed) across them.
+                before = await self._outbox_state()
+                if not before[1] and await self._groups_caught_up():
+                    if await self._outbox_state() == before:
+                        return
                 await asyncio.sleep(0.05)
+
+    async def _outbox_state(self) -> tuple[int | None, bool]:
+        """(the last relayed position, whether any event waits to be relayed)."""
+        row = await self.db.fetchrow(
+            "SELECT (SELECT max(position) FROM messaging.events) AS last, "
+            "EXISTS (SELECT 1 FROM messaging.events WHERE position IS NULL) AS pending"
+        )
+        assert row is not None
+        return row["last"], row["pending"]
 
     async def _groups_caught_up(self) -> bool:
         try:
