@@ -16,7 +16,7 @@ from bnpl.app import create_app
 from bnpl.config import Settings
 from bnpl.messaging.kafka import KafkaBus, LocalCluster
 from tests.conftest import ADMIN_TOKEN
-from tests.support import Api, fresh_database
+from tests.support import Api, consumer_body, fresh_database
 
 
 @pytest.fixture(scope="module")
@@ -119,3 +119,35 @@ async def test_dead_letters_are_listed_and_replayed(kafka_api: Api) -> None:
         f"/v1/dead-letters/{consumer}/{event_id}/replay", headers=api.operator
     )
     assert r.status_code == 404, r.text
+
+
+async def test_the_api_keeps_answering_while_the_broker_is_down(
+    kafka_api: Api, kafka: LocalCluster
+) -> None:
+    api = kafka_api
+    kafka.stop_node(1)
+    try:
+        r = await api.client.get("/readyz")
+        assert r.status_code == 503 and r.json()["checks"]["broker"].startswith("error"), r.text
+        signed_up = []
+        for _ in range(20):  # sign-ups go on: their events wait in the outbox
+            r = await api.client.post("/v1/consumers", json=consumer_body())
+            assert r.status_code == 201, r.text
+            signed_up.append(r.json()["id"])
+        assert await api.rt.db.fetchval(
+            "SELECT count(*) FROM messaging.events WHERE position IS NULL "
+            "AND type = 'consumer.registered'"
+        ) == len(signed_up)
+    finally:
+        kafka.start_node(1)
+    await api.settle()
+    for consumer_id in signed_up:  # every KYC ran, once
+        r = await api.client.get(f"/v1/consumers/{consumer_id}", headers=api.operator)
+        assert r.json()["kyc_status"] == "verified", r.text
+    handled = await api.rt.db.fetchval(
+        "SELECT count(*) FROM messaging.inbox i JOIN messaging.events e USING (event_id) "
+        "WHERE i.consumer = 'identity.verify_kyc' AND e.aggregate_id = ANY($1::text[])",
+        signed_up,
+    )
+    assert handled == len(signed_up)
+    assert (await api.client.get("/readyz")).status_code == 200
