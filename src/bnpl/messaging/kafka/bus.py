@@ -194,9 +194,12 @@ class KafkaBus(PostgresBus):
                 # handler commits the events it emits before its group's offsets: so the
                 # outbox must show nothing new (neither pending nor relayed) across them.
                 before = await self._outbox_state()
-                if not before[1] and await self._groups_caught_up():
-                    if await self._outbox_state() == before:
-                        return
+                if (
+                    not before[1]
+                    and await self._groups_caught_up()
+                    and await self._outbox_state() == before
+                ):
+                    return
                 await asyncio.sleep(0.05)
 
     async def _outbox_state(self) -> tuple[int | None, bool]:
