@@ -1,7 +1,8 @@
 """The platform on Kafka as separate OS processes, talking only through PostgreSQL and Kafka:
 `bnpl sandbox`, two `bnpl worker` and `bnpl serve`. A purchase is driven to captured and its
-first collection runs on the sandbox clock; the two workers share the consumer groups, and
-the notifications reach the sandbox's SMS, push and SMTP servers."""
+first collection runs on the sandbox clock; the two workers share the consumer groups, the
+merchant's webhooks reach its receiver and the notifications the sandbox's SMS, push and SMTP
+servers."""
 
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ from confluent_kafka.admin import AdminClient
 from bnpl.messaging.kafka import LocalCluster
 from bnpl.messaging.kafka.broker import free_port
 from tests.e2e.collections.helpers import purchase
-from tests.support import Api, fresh_database
+from tests.e2e.webhooks.test_webhooks import OK, endpoint, received
+from tests.support import Api, fresh_database, http_server
 
 TOKEN = "kafka-processes-operator-token"
 
@@ -138,13 +140,28 @@ async def test_roles_as_processes_on_kafka(
         api = RemoteApi(client, None, TOKEN)  # type: ignore[arg-type]
         r = await client.get("/readyz")
         assert r.json()["checks"] == {"database": "ok", "broker": "ok"}, r.text
-        bought = await purchase(api, amount=40_003)
-        r = await client.get(f"/v1/checkouts/{bought['checkout_id']}", headers=api.operator)
-        assert r.json()["status"] == "captured", r.text
-        r = await client.post(
-            "/v1/sandbox/clock", json={"advance": "P15D"}, headers=api.operator, timeout=120
-        )
-        assert r.status_code == 200, r.text
+        shop = await api.active_merchant()
+        async with http_server(lambda _: OK) as (hook_url, seen):
+            hook = await endpoint(
+                api,
+                shop,
+                hook_url + "/hooks",
+                ["checkout.created", "checkout.authorized", "checkout.captured"],
+            )
+            bought = await purchase(api, merchant=shop, amount=40_003)
+            r = await client.get(f"/v1/checkouts/{bought['checkout_id']}", headers=api.operator)
+            assert r.json()["status"] == "captured", r.text
+            r = await client.post(
+                "/v1/sandbox/clock", json={"advance": "P15D"}, headers=api.operator, timeout=120
+            )
+            assert r.status_code == 200, r.text
+            # The merchant's webhooks, delivered by a worker process, signed, once, in order.
+            got = received(seen, hook["secret"])
+        assert [e["type"] for e in got] == [
+            "checkout.created",
+            "checkout.authorized",
+            "checkout.captured",
+        ]
         r = await client.get(f"/v1/plans/{bought['plan_id']}", headers=api.operator)
         statuses = [i["status"] for i in r.json()["installments"]]
         assert statuses[:2] == ["paid", "paid"], r.text  # the first at purchase, then day 14
