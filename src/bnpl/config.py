@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     kafka_retry_attempts: int = 3  # trips through the retry topic before the dead letters
     kafka_retry_delay_s: float = 1.0
     kafka_session_timeout_ms: int = 10_000  # a dead worker's partitions move after this
+    # The event archive (`bnpl lake`): a folder or an URL pyarrow opens (`s3://...`); unset:
+    # `<data_dir>/lake`.
+    lake_url: str | None = None
     smtp_url: str | None = None
     admin_token: str = "sandbox-admin-token"
     data_dir: Path = Path(".bnpl")
@@ -147,6 +150,10 @@ class Settings(BaseSettings):
         return hashlib.sha256(b"bnpl-aes:" + self.admin_token.encode()).digest()
 
     embedded_pg_dir: Path | None = Field(default=None)
+
+    @property
+    def lake(self) -> str:
+        return self.lake_url or str((self.data_dir / "lake").resolve())
 
     @property
     def pg_data_dir(self) -> Path:
