@@ -2,7 +2,7 @@
 `bnpl sandbox`, two `bnpl worker` and `bnpl serve`. A purchase is driven to captured and its
 first collection runs on the sandbox clock; the two workers share the consumer groups, the
 merchant's webhooks reach its receiver and the notifications the sandbox's SMS, push and SMTP
-servers."""
+servers; the event archive holds every event."""
 
 from __future__ import annotations
 
@@ -133,7 +133,9 @@ def roles(
 
 
 async def test_roles_as_processes_on_kafka(
-    roles: tuple[str, dict[str, str], list[subprocess.Popen[bytes]]], kafka: LocalCluster
+    roles: tuple[str, dict[str, str], list[subprocess.Popen[bytes]]],
+    kafka: LocalCluster,
+    tmp_path: Path,
 ) -> None:
     url, env, processes = roles
     async with httpx.AsyncClient(base_url=url, timeout=30) as client:
@@ -179,6 +181,28 @@ async def test_roles_as_processes_on_kafka(
         await conn.close()
     assert unrelayed == 0 and dead == 0
     assert delivered > 0  # notifications sent by the workers to the sandbox's servers
+
+    # The archive (`bnpl lake archive`, a role of its own) holds every event, as DuckDB reads
+    # it (`bnpl lake query`).
+    lake_env = {**env, "BNPL_LAKE_URL": str(tmp_path / "lake")}
+    bnpl = [sys.executable, "-m", "bnpl.cli"]
+    await asyncio.to_thread(
+        subprocess.run, [*bnpl, "lake", "archive"], env=lake_env, check=True, capture_output=True
+    )
+    answer = await asyncio.to_thread(
+        subprocess.run,
+        [*bnpl, "lake", "query", "--format", "csv", "SELECT count(DISTINCT id) AS n FROM events"],
+        env=lake_env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    conn = await asyncpg.connect(env["BNPL_DATABASE_URL"])
+    try:
+        total = await conn.fetchval("SELECT count(*) FROM messaging.events")
+    finally:
+        await conn.close()
+    assert answer.stdout.splitlines() == ["n", str(total)], answer
 
     # Both worker processes are members of the consumer groups (each has partitions).
     workers = {str(p.pid) for p in processes[1:3]}
