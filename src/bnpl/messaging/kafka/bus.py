@@ -67,6 +67,7 @@ OUTBOX_UNRELAYED = Gauge(
 )
 
 TP = tuple[str, int]
+CLIENT_LOG = logging.getLogger("bnpl.kafka.client")  # librdkafka's own messages
 
 
 @dataclass
@@ -106,6 +107,7 @@ class KafkaBus(PostgresBus):
 
     async def stop(self) -> None:
         self._running = False
+        self._topics_ready.set()  # consumers still waiting for the topics: they return now
         await super().stop()
         if self._preparer is not None:
             self._preparer.cancel()
@@ -127,12 +129,12 @@ class KafkaBus(PostgresBus):
     @property
     def admin(self) -> AdminClient:
         if self._admin is None:
-            self._admin = AdminClient(
-                {
-                    "bootstrap.servers": self.options.bootstrap,
-                    "socket.connection.setup.timeout.ms": 3000,
-                }
-            )
+            config: dict[str, Any] = {
+                "bootstrap.servers": self.options.bootstrap,
+                "socket.connection.setup.timeout.ms": 3000,
+                "logger": CLIENT_LOG,
+            }
+            self._admin = AdminClient(config)
         return self._admin
 
     @property
@@ -286,6 +288,7 @@ class KafkaBus(PostgresBus):
             "bootstrap.servers": self.options.bootstrap,
             "group.id": group,
             "client.id": f"{group}-{os.getpid()}",
+            "logger": CLIENT_LOG,
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
             "auto.offset.reset": "earliest",

@@ -44,6 +44,7 @@ def producer_config(options: KafkaOptions) -> dict[str, object]:
         "message.timeout.ms": options.message_timeout_ms,
         "socket.connection.setup.timeout.ms": 3000,
         "reconnect.backoff.max.ms": 1000,
+        "logger": logging.getLogger("bnpl.kafka.client"),  # librdkafka's own messages
     }
 
 
