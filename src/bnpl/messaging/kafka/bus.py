@@ -319,10 +319,23 @@ class KafkaBus(PostgresBus):
                         del resume_at[tp]
                     with contextlib.suppress(KafkaException):
                         consumer.resume([TopicPartition(*tp) for tp in due])
-                wait = min([0.25, *(at - now for at in resume_at.values())])
-                messages: list[Message] = await self._run(
-                    consumer.consume, self.consume_batch, max(0.01, wait)
-                )
+                # consume() returns as soon as messages arrive: the wait only bounds how late
+                # a stop or a due retry is noticed (and what an idle worker costs).
+                wait = min([1.0, *(at - now for at in resume_at.values())])
+                try:
+                    messages: list[Message] = await self._run(
+                        consumer.consume, self.consume_batch, max(0.01, wait)
+                    )
+                except KafkaException as exc:  # a fatal error of the client: a new one
+                    log.error("kafka consumer failed: %s", exc, extra={"consumer": sub.name})
+                    await self._run(consumer.close)
+                    await asyncio.sleep(1.0)
+                    consumer = Consumer(self._consumer_config(sub))
+                    consumer.subscribe(
+                        [*self.options.topics_of(sub.types), self.options.retry_topic]
+                    )
+                    resume_at.clear()
+                    continue
                 good = []
                 for m in messages:
                     if m.error() is None:
