@@ -4,7 +4,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint typecheck unit bench-credit uv sync test-deps deploy-tools deploy-check
+.PHONY: run test lint typecheck unit bench-credit uv sync test-deps deploy-tools deploy-check kafka-install
 
 uv:
 	@command -v $(UV) >/dev/null 2>&1 || python3 -m pip install --quiet --user uv
@@ -36,5 +36,10 @@ deploy-tools: sync
 deploy-check: deploy-tools
 	$(UV) run python deploy/check.py
 
-test: lint typecheck test-deps  ## lint, type-check, then the whole suite on real engines
+kafka-install: sync  ## Java 17 and Maven (Debian) if missing, then Kafka's broker jars into .bnpl/kafka, once
+	@command -v java >/dev/null && command -v mvn >/dev/null \
+		|| scripts/apt-install.sh openjdk-17-jre-headless maven
+	@$(UV) run bnpl kafka install >/dev/null
+
+test: lint typecheck test-deps kafka-install  ## lint, type-check, then the whole suite on real engines
 	$(UV) run pytest -q
