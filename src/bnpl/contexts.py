@@ -32,6 +32,7 @@ NAMES: tuple[str, ...] = (
     "reporting",
     "notifications",
     "sandbox",
+    "web",
 )
 
 
