@@ -4,7 +4,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint typecheck unit bench-credit uv sync
+.PHONY: run test lint typecheck unit bench-credit uv sync browser
 
 uv:
 	@command -v $(UV) >/dev/null 2>&1 || python3 -m pip install --quiet --user uv
@@ -22,5 +22,8 @@ lint: sync
 typecheck: sync
 	$(UV) run mypy
 
-test: lint typecheck  ## lint, type-check, then the whole suite on real engines
+browser:  ## Debian's chromium, which the browser tests (tests/e2e/web) drive; installed once
+	bash scripts/apt-install.sh chromium
+
+test: lint typecheck browser  ## lint, type-check, then the whole suite on real engines
 	$(UV) run pytest -q
