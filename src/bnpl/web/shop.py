@@ -50,21 +50,33 @@ class DemoMerchant:
     publishable: str
 
 
-_merchant: DemoMerchant | None = None
 _lock = asyncio.Lock()
 
 
 async def demo_merchant(request: Request) -> DemoMerchant:
-    global _merchant
+    """The demo shop's merchant, as this process's app knows it (made on first use)."""
+    state = request.app.state
     async with _lock:
-        if _merchant is None:
-            _merchant = await _provision(request)
-        return _merchant
+        found: DemoMerchant | None = getattr(state, "demo_shop", None)
+        if found is None:
+            found = state.demo_shop = await _provision(request)
+        return found
 
 
 async def _provision(request: Request) -> DemoMerchant:
     operator = runtime(request).settings.admin_token
-    made = await internal.call(
+    made = await _apply(request, operator)
+    deadline = time.monotonic() + 30
+    while made.code == "idempotency_request_in_progress" and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)  # another API process is applying for it right now
+        made = await _apply(request, operator)
+    if not made.ok:
+        raise RuntimeError(f"demo shop: merchant not created ({made.status} {made.code})")
+    return await _finish(request, operator, made.body["id"])
+
+
+async def _apply(request: Request, operator: str) -> internal.Answer:
+    return await internal.call(
         request,
         "POST",
         "/v1/merchants",
@@ -84,9 +96,9 @@ async def _provision(request: Request) -> DemoMerchant:
             },
         },
     )
-    if not made.ok:
-        raise RuntimeError(f"demo shop: merchant not created ({made.status} {made.code})")
-    merchant_id = made.body["id"]
+
+
+async def _finish(request: Request, operator: str, merchant_id: str) -> DemoMerchant:
     deadline = time.monotonic() + 30
     while True:  # business verification runs in the worker, within seconds
         found = await internal.call(request, "GET", f"/v1/merchants/{merchant_id}", token=operator)
