@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import re
 import secrets
-from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
 from bnpl import installments
 from bnpl.gateway import follow_sandbox_clock, runtime
 from bnpl.web.checkout_pages import TEST_CARDS, add_payment_method, sign_in, sign_out
-from bnpl.web.pages import not_found_page, redirect, render
-from bnpl.web.session import CsrfRefused, Session, api, check_csrf, load, read_form
+from bnpl.web.pages import checked_form, not_found_page, redirect, refused, render
+from bnpl.web.session import api, load
 
 router = APIRouter(include_in_schema=False)
 
@@ -27,26 +26,6 @@ NOTICES = {
 }
 
 
-async def _form(request: Request, session: Session) -> dict[str, Any] | None:
-    form: dict[str, Any] = dict(await read_form(request))
-    try:
-        check_csrf(request, session, form.get("csrf_token"))
-    except CsrfRefused:
-        return None
-    return form
-
-
-def _refused(request: Request, session: Session) -> Response:
-    return render(
-        request,
-        session,
-        "message.html",
-        403,
-        title="Please try again",
-        message="This form is out of date. Go back, reload the page and try again.",
-    )
-
-
 @router.get("/account/login")
 async def login_page(request: Request) -> Response:
     session = load(request)
@@ -56,9 +35,9 @@ async def login_page(request: Request) -> Response:
 @router.post("/account/login")
 async def login(request: Request) -> Response:
     session = load(request)
-    form = await _form(request, session)
+    form = await checked_form(request, session)
     if form is None:
-        return _refused(request, session)
+        return refused(request, session)
     error = await sign_in(
         request, session, str(form.get("email", "")), str(form.get("password", ""))
     )
@@ -78,9 +57,9 @@ async def login(request: Request) -> Response:
 @router.post("/account/logout")
 async def logout(request: Request) -> Response:
     session = load(request)
-    form = await _form(request, session)
+    form = await checked_form(request, session)
     if form is None:
-        return _refused(request, session)
+        return refused(request, session)
     await sign_out(request, session)
     return redirect(request, session, "/account/login")
 
@@ -143,9 +122,9 @@ async def plan_page(request: Request, plan_id: str, notice: str = "") -> Respons
 @router.post("/account/plans/{plan_id}/payments")
 async def pay(request: Request, plan_id: str) -> Response:
     session = load(request)
-    form = await _form(request, session)
+    form = await checked_form(request, session)
     if form is None:
-        return _refused(request, session)
+        return refused(request, session)
     if not _PLAN_ID.match(plan_id):
         return not_found_page(request, session)
     kind = "payoff" if form.get("kind") == "payoff" else "next_installment"
@@ -166,9 +145,9 @@ async def pay(request: Request, plan_id: str) -> Response:
 @router.post("/account/plans/{plan_id}/payment_method")
 async def autopay(request: Request, plan_id: str) -> Response:
     session = load(request)
-    form = await _form(request, session)
+    form = await checked_form(request, session)
     if form is None:
-        return _refused(request, session)
+        return refused(request, session)
     if not _PLAN_ID.match(plan_id):
         return not_found_page(request, session)
     await api(
@@ -184,9 +163,9 @@ async def autopay(request: Request, plan_id: str) -> Response:
 @router.post("/account/cards")
 async def add_card(request: Request) -> Response:
     session = load(request)
-    form = await _form(request, session)
+    form = await checked_form(request, session)
     if form is None:
-        return _refused(request, session)
+        return refused(request, session)
     back = str(form.get("back", "/account"))
     back = back if back.startswith("/account") else "/account"
     _, error = await add_payment_method(request, session, form)

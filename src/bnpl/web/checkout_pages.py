@@ -19,8 +19,8 @@ from fastapi import APIRouter, Request, Response
 from bnpl import checkout
 from bnpl.gateway import follow_sandbox_clock, runtime
 from bnpl.web import internal, present
-from bnpl.web.pages import not_found_page, redirect, render
-from bnpl.web.session import CsrfRefused, Session, api, check_csrf, load, read_form
+from bnpl.web.pages import checked_form, not_found_page, redirect, refused, render
+from bnpl.web.session import Session, api, load
 
 router = APIRouter(include_in_schema=False)
 
@@ -122,32 +122,12 @@ async def _render(
     )
 
 
-async def _form(request: Request, session: Session) -> dict[str, Any] | None:
-    form: dict[str, Any] = dict(await read_form(request))
-    try:
-        check_csrf(request, session, form.get("csrf_token"))
-    except CsrfRefused:
-        return None
-    return form
-
-
-def _refused(request: Request, session: Session) -> Response:
-    return render(
-        request,
-        session,
-        "message.html",
-        403,
-        title="Please try again",
-        message="This form is out of date. Go back, reload the page and try again.",
-    )
-
-
 @router.post("/checkout/{checkout_id}/login")
 async def login(request: Request, checkout_id: str) -> Response:
     session = load(request)
-    form = await _form(request, session)
+    form = await checked_form(request, session)
     if form is None:
-        return _refused(request, session)
+        return refused(request, session)
     token = str(form.get("token", ""))
     view = await _hosted(request, checkout_id, token)
     if view is None:
@@ -198,9 +178,9 @@ SIGN_UP_FIELDS = (
 @router.post("/checkout/{checkout_id}/signup")
 async def signup(request: Request, checkout_id: str) -> Response:
     session = load(request)
-    form = await _form(request, session)
+    form = await checked_form(request, session)
     if form is None:
-        return _refused(request, session)
+        return refused(request, session)
     token = str(form.get("token", ""))
     view = await _hosted(request, checkout_id, token)
     if view is None:
@@ -268,9 +248,9 @@ def _problem_words(answer: internal.Answer) -> str:
 @router.post("/checkout/{checkout_id}/cards")
 async def add_card(request: Request, checkout_id: str) -> Response:
     session = load(request)
-    form = await _form(request, session)
+    form = await checked_form(request, session)
     if form is None:
-        return _refused(request, session)
+        return refused(request, session)
     token = str(form.get("token", ""))
     view = await _hosted(request, checkout_id, token)
     if view is None:
@@ -317,9 +297,9 @@ async def add_payment_method(
 @router.post("/checkout/{checkout_id}/confirm")
 async def confirm(request: Request, checkout_id: str) -> Response:
     session = load(request)
-    form = await _form(request, session)
+    form = await checked_form(request, session)
     if form is None:
-        return _refused(request, session)
+        return refused(request, session)
     token = str(form.get("token", ""))
     view = await _hosted(request, checkout_id, token)
     if view is None:
@@ -353,9 +333,9 @@ async def confirm(request: Request, checkout_id: str) -> Response:
 @router.post("/checkout/{checkout_id}/logout")
 async def logout(request: Request, checkout_id: str) -> Response:
     session = load(request)
-    form = await _form(request, session)
+    form = await checked_form(request, session)
     if form is None:
-        return _refused(request, session)
+        return refused(request, session)
     await sign_out(request, session)
     return redirect(request, session, _page_url(checkout_id, str(form.get("token", ""))))
 

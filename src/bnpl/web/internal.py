@@ -17,6 +17,8 @@ from starlette.types import Message
 class Answer:
     status: int
     body: Any
+    raw: bytes = b""
+    content_type: str = ""
 
     @property
     def ok(self) -> bool:
@@ -80,19 +82,25 @@ async def call(
         return {"type": "http.disconnect"}
 
     status = 500
+    content_type = ""
     chunks: list[bytes] = []
 
     async def send(message: Message) -> None:
-        nonlocal status
+        nonlocal status, content_type
         if message["type"] == "http.response.start":
             status = message["status"]
+            for k, v in message.get("headers", []):
+                if k.lower() == b"content-type":
+                    content_type = v.decode("latin-1")
         elif message["type"] == "http.response.body":
             chunks.append(message.get("body", b""))
 
     await request.app(scope, receive, send)
     raw = b"".join(chunks)
-    try:
-        parsed = json.loads(raw) if raw else None
-    except ValueError:
-        parsed = None
-    return Answer(status, parsed)
+    parsed = None
+    if "json" in content_type and raw:
+        try:
+            parsed = json.loads(raw)
+        except ValueError:
+            parsed = None
+    return Answer(status, parsed, raw, content_type)

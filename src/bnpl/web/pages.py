@@ -12,7 +12,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from bnpl.gateway import runtime
 from bnpl.web import present
-from bnpl.web.session import Session, save
+from bnpl.web.session import CsrfRefused, Session, check_csrf, read_form, save
 
 # No inline script or style anywhere: every script and stylesheet is a file of this platform.
 CSP: Final = (
@@ -95,6 +95,27 @@ def not_found_page(request: Request, session: Session | None) -> Response:
         404,
         title="Not found",
         message="There is nothing here. The link may be incomplete or out of date.",
+    )
+
+
+async def checked_form(request: Request, session: Session) -> dict[str, Any] | None:
+    """The posted form, or None if it does not carry this session's CSRF token."""
+    form: dict[str, Any] = dict(await read_form(request))
+    try:
+        check_csrf(request, session, form.get("csrf_token"))
+    except CsrfRefused:
+        return None
+    return form
+
+
+def refused(request: Request, session: Session) -> Response:
+    return render(
+        request,
+        session,
+        "message.html",
+        403,
+        title="Please try again",
+        message="This form is out of date. Go back, reload the page and try again.",
     )
 
 

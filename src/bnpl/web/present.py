@@ -4,6 +4,7 @@ the adverse-action reasons of a decline (DOMAIN.md, "Credit decision") in plain 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date
 from typing import Final
@@ -125,3 +126,13 @@ def web_url(url: str | None) -> str | None:
         return None
     parts = urlsplit(url)
     return url if parts.scheme in ("http", "https") and parts.netloc else None
+
+
+def parse_amount(text: str) -> int | None:
+    """`"12.50"` / `"$1,012.5"` / `"12"` -> minor units, exactly (no float on the way), or None."""
+    match = re.fullmatch(r"\s*\$?\s*(\d{1,3}(?:,\d{3})*|\d+)(?:\.(\d{1,2}))?\s*", text)
+    if match is None:
+        return None
+    units = int(match.group(1).replace(",", ""))
+    cents = int((match.group(2) or "0").ljust(2, "0"))
+    return units * 100 + cents

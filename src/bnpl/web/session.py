@@ -12,7 +12,8 @@ import base64
 import hmac
 import json
 import secrets
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -25,6 +26,7 @@ from bnpl.web import internal
 COOKIE = "bnpl_session"
 _AAD = "bnpl.web.session"
 MAX_AGE_S = 30 * 24 * 3600  # the refresh token's lifetime
+STAFF_MAX_AGE_S = 8 * 3600  # a dashboard sign-in lasts a working day
 
 
 @dataclass
@@ -33,8 +35,13 @@ class Session:
     access_token: str | None = None
     refresh_token: str | None = None
     consumer_id: str | None = None
+    # A merchant's secret key or the operator's token, for the dashboards: sealed in the
+    # cookie like everything here (no page script can read it), for STAFF_MAX_AGE_S.
+    staff_kind: str | None = None  # "merchant" | "operator"
+    staff_credential: str | None = None
+    staff_id: str | None = None  # the merchant's id
+    staff_since: int = 0
     changed: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def signed_in(self) -> bool:
@@ -49,6 +56,25 @@ class Session:
 
     def sign_out(self) -> None:
         self.access_token = self.refresh_token = self.consumer_id = None
+        self.changed = True
+
+    def staff(self, kind: str) -> str | None:
+        """The dashboard credential of `kind`, while it is fresh."""
+        if self.staff_kind != kind or self.staff_credential is None:
+            return None
+        if time.time() - self.staff_since > STAFF_MAX_AGE_S:
+            return None
+        return self.staff_credential
+
+    def staff_sign_in(self, kind: str, credential: str, staff_id: str | None = None) -> None:
+        self.staff_kind, self.staff_credential, self.staff_id = kind, credential, staff_id
+        self.staff_since = int(time.time())
+        self.csrf = secrets.token_urlsafe(24)
+        self.changed = True
+
+    def staff_sign_out(self) -> None:
+        self.staff_kind = self.staff_credential = self.staff_id = None
+        self.staff_since = 0
         self.changed = True
 
 
@@ -66,6 +92,10 @@ def load(request: Request) -> Session:
                 access_token=data.get("access"),
                 refresh_token=data.get("refresh"),
                 consumer_id=data.get("consumer"),
+                staff_kind=data.get("staff_kind"),
+                staff_credential=data.get("staff"),
+                staff_id=data.get("staff_id"),
+                staff_since=int(data.get("staff_since", 0)),
             )
         except (ValueError, KeyError, DecryptionError):
             pass
@@ -80,6 +110,10 @@ def save(request: Request, session: Session, response: Response) -> None:
         "access": session.access_token,
         "refresh": session.refresh_token,
         "consumer": session.consumer_id,
+        "staff_kind": session.staff_kind,
+        "staff": session.staff_credential,
+        "staff_id": session.staff_id,
+        "staff_since": session.staff_since,
     }
     sealed = field_cipher(runtime(request).settings.aes_key).seal(
         json.dumps(data).encode(), aad=_AAD
