@@ -20,6 +20,7 @@ from bnpl.merchants.schemas import (
 )
 from bnpl.merchants.settlements.api import router as settlements_router
 from bnpl.merchants.webhooks.api import router as webhooks_router
+from bnpl.merchants.webhooks.failures import router as webhook_failures_router
 
 router = APIRouter(tags=["merchants"])
 
@@ -138,3 +139,4 @@ async def revoke_api_key(merchant_id: str, key_id: str, request: Request, _: Ope
 router.include_router(publishable_keys_router)
 router.include_router(settlements_router)
 router.include_router(webhooks_router)
+router.include_router(webhook_failures_router)

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from bnpl.gateway import Merchant, OperatorOrMerchantP, runtime
 from bnpl.kit.errors import not_found
 from bnpl.kit.pagination import Page, PageParams, make_page, page_params
+from bnpl.messaging.dead_letter_api import router as dead_letters_router
 from bnpl.messaging.events import PUBLIC_TYPES, public_event
 
 router = APIRouter(tags=["events"])
@@ -70,3 +71,6 @@ async def get_event(event_id: str, request: Request, who: OperatorOrMerchantP) -
     return EventOut(
         id=event.event_id, type=event.type, created_at=event.occurred_at, data=dict(event.data)
     )
+
+
+router.include_router(dead_letters_router)

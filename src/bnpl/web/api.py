@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from bnpl.web import account_pages, checkout_pages, merchant_pages, shop, widget
+from bnpl.web import account_pages, checkout_pages, merchant_pages, ops_pages, shop, widget
 from bnpl.web.pages import static
 
 router = APIRouter(include_in_schema=False)
@@ -19,5 +19,6 @@ async def static_file(name: str) -> Response:
 router.include_router(checkout_pages.router)
 router.include_router(account_pages.router)
 router.include_router(merchant_pages.router)
+router.include_router(ops_pages.router)
 router.include_router(widget.router)
 router.include_router(shop.router)

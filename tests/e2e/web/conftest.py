@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,13 @@ SCREENSHOTS = Path(__file__).resolve().parents[3] / "docs" / "img"
 @pytest.fixture(scope="package")
 async def base_url(app: FastAPI) -> AsyncIterator[str]:
     """The suite's app served over real HTTP (its lifespan is the suite's)."""
+    async with serve(app) as url:
+        yield url
+
+
+@asynccontextmanager
+async def serve(app: FastAPI) -> AsyncIterator[str]:
+    """`app` (started already) on a free port of 127.0.0.1, over real HTTP, in this loop."""
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
