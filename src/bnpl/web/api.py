@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from bnpl.web import account_pages, checkout_pages, merchant_pages, ops_pages, shop, widget
+from bnpl.web import account_pages, checkout_pages, index, merchant_pages, ops_pages, shop, widget
 from bnpl.web.pages import static
 
 router = APIRouter(include_in_schema=False)
@@ -16,6 +16,7 @@ async def static_file(name: str) -> Response:
     return static(name)
 
 
+router.include_router(index.router)
 router.include_router(checkout_pages.router)
 router.include_router(account_pages.router)
 router.include_router(merchant_pages.router)

@@ -137,6 +137,16 @@ async def checkouts(request: Request, status: str = "", starting_after: str = ""
     )
 
 
+@router.get("/merchant/find")
+async def find(request: Request, id: str = "") -> Response:
+    """The checkouts list runs oldest first (the API's order); an id opens one directly."""
+    return redirect(
+        request,
+        None,
+        f"/merchant/checkouts/{id.strip()}" if _ID.match(id.strip()) else "/merchant/checkouts",
+    )
+
+
 @router.get("/merchant/checkouts/{checkout_id}")
 async def checkout_page(request: Request, checkout_id: str, error: str = "") -> Response:
     session = load(request)

@@ -19,7 +19,8 @@ from fastapi.responses import JSONResponse
 
 from bnpl.gateway import runtime
 from bnpl.web import internal
-from bnpl.web.pages import not_found_page, render
+from bnpl.web.pages import checked_form, not_found_page, redirect, refused, render
+from bnpl.web.session import load
 
 router = APIRouter(include_in_schema=False)
 
@@ -139,7 +140,7 @@ async def shop(request: Request) -> Response:
     merchant = await demo_merchant(request)
     return render(
         request,
-        None,
+        load(request),
         "shop.html",
         products=PRODUCTS,
         merchant=merchant,
@@ -200,6 +201,22 @@ async def thanks(request: Request, checkout_id: str = "") -> Response:
         )
         if captured.ok:
             order = captured.body
+    session = load(request)
     return render(
-        request, None, "shop_thanks.html", order=order, title="Thank you", shop_name=SHOP_NAME
+        request, session, "shop_thanks.html", order=order, title="Thank you", shop_name=SHOP_NAME
     )
+
+
+@router.post("/sandbox/shop/dashboard")
+async def dashboard(request: Request) -> Response:
+    """Sandbox only: open the demo shop's merchant dashboard, signed in as its merchant on the
+    server (its secret key never reaches the page)."""
+    session = load(request)
+    form = await checked_form(request, session)
+    if form is None:
+        return refused(request, session)
+    if not _enabled(request):
+        return not_found_page(request, session)
+    merchant = await demo_merchant(request)
+    session.staff_sign_in("merchant", merchant.secret, merchant.id)
+    return redirect(request, session, "/merchant/checkouts")

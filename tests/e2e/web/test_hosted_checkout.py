@@ -8,6 +8,7 @@ import re
 
 from playwright.async_api import expect
 
+from tests.conftest import ADMIN_TOKEN
 from tests.e2e.web.conftest import Visit
 from tests.e2e.web.shopper import add_card, amortized_payment, buy_from_shop, dollars, sign_up
 
@@ -62,8 +63,11 @@ async def test_pay_in_4_from_the_widget_to_the_account(visit: Visit) -> None:
     await expect(page).to_have_url(re.compile(r"/sandbox/shop/thanks\?checkout_id=chk_"))
     await expect(page.get_by_test_id("order-status")).to_contain_text("captured")
     await expect(page.get_by_test_id("order-status")).to_contain_text("Pay in 4")
+    checkout_id = page.url.split("checkout_id=")[1]
     await visit.check_accessibility()
+    await visit.screenshot("shop-thanks")
 
+    # The purchase in the consumer's account ...
     await page.get_by_role("link", name="your BNPL account").click()
     row = page.get_by_test_id("plan-row")
     await expect(row).to_have_count(1)
@@ -71,6 +75,27 @@ async def test_pay_in_4_from_the_widget_to_the_account(visit: Visit) -> None:
     await expect(row).to_contain_text("$300.00")  # the down payment was taken
     await visit.check_accessibility()
     await visit.screenshot("account")
+
+    # ... in the merchant's dashboard ...
+    await visit.goto("/sandbox/shop")
+    await page.get_by_role("button", name="Open the shop's merchant dashboard").click()
+    await expect(page.get_by_role("heading", name="Checkouts")).to_be_visible()
+    await page.get_by_label("Go to a checkout by id").fill(checkout_id)
+    await page.get_by_role("button", name="Open").click()
+    await expect(page.get_by_test_id("checkout-status")).to_have_text("captured")
+    await expect(page.get_by_test_id("captured")).to_have_text("$400.00")
+
+    # ... and in the operator's.
+    await visit.goto("/ops")
+    await page.get_by_label("Operator token").fill(ADMIN_TOKEN)
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.get_by_role("heading", name="Live report")).to_be_visible()
+    await visit.screenshot("ops-report")
+    await page.get_by_label(re.compile("Find a consumer")).fill(checkout_id)
+    await page.get_by_role("button", name="Look up").click()
+    await expect(page.get_by_test_id("entity-status")).to_have_text("captured")
+    await page.get_by_role("link", name=re.compile(r"^pln_")).first.click()
+    await expect(page.get_by_test_id("entity-status")).to_have_text("active")
 
 
 async def test_monthly_plan_shows_apr_and_total_cost(visit: Visit) -> None:

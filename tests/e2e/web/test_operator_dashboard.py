@@ -74,7 +74,6 @@ async def test_operator_finds_a_delinquent_plan(
         await expect(page.get_by_role("heading", name="Live report")).to_be_visible()
         await expect(page.get_by_test_id("delinquent-count")).to_have_text("1")
         await visit.check_accessibility()
-        await visit.screenshot("ops-report")
 
         await page.get_by_role("link", name="Delinquent").click()
         row = page.get_by_test_id("delinquent-row")
