@@ -43,6 +43,9 @@ async def test_pay_in_4_from_the_widget_to_the_account(visit: Visit) -> None:
     page = visit.page
     await buy_from_shop(visit, "tent")
     await expect(page.get_by_test_id("order-total")).to_have_text("$400.00")
+    await expect(page.get_by_test_id("cancel")).to_have_attribute(
+        "href", re.compile(r"/sandbox/shop$")
+    )
     await visit.check_accessibility()
     await visit.screenshot("checkout-sign-in")
     await sign_up(visit)
