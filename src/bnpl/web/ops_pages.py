@@ -145,7 +145,10 @@ async def lookup(request: Request, q: str = "") -> Response:
     session = load(request)
     if not _signed_in(session):
         return redirect(request, session, "/ops/login")
-    q = q.strip()
+    return await _lookup(request, session, q.strip())
+
+
+async def _lookup(request: Request, session: Session, q: str, **shown: Any) -> Response:
     if not q:
         return _page(
             request, session, "ops_lookup.html", title="Lookup", section="lookup", kind=None
@@ -199,6 +202,12 @@ async def lookup(request: Request, q: str = "") -> Response:
     if kind == "mer":
         summary = await _call(request, session, "/v1/reports/summary", merchant_id=q)
         story["summary"] = summary.body if summary.ok else None
+        story["api_keys"] = _data(
+            await _call(request, session, f"/v1/merchants/{q}/api_keys", limit="100")
+        )
+        story["publishable_keys"] = _data(
+            await _call(request, session, f"/v1/merchants/{q}/publishable_keys", limit="100")
+        )
     if kind == "chk" and found.body.get("decision"):
         decision = await _call(
             request, session, f"/v1/credit/decisions/{found.body['decision']['id']}"
@@ -223,6 +232,7 @@ async def lookup(request: Request, q: str = "") -> Response:
         kind=kind,
         entity=found.body,
         story=story,
+        shown=shown,
     )
 
 
@@ -286,3 +296,51 @@ async def verify(request: Request) -> Response:
         ledger=ledger.body if ledger.ok else None,
         audit=audit.body if audit.ok else None,
     )
+
+
+_KEY_ACTIONS = {
+    "api_keys": "/v1/merchants/{m}/api_keys",
+    "publishable_keys": "/v1/merchants/{m}/publishable_keys",
+}
+
+
+@router.post("/ops/merchants/{merchant_id}/{kind}")
+async def issue_key(request: Request, merchant_id: str, kind: str) -> Response:
+    """Issue a merchant a secret key (shown on this answer only) or a publishable key."""
+    session = load(request)
+    form = await checked_form(request, session)
+    if form is None:
+        return refused(request, session)
+    if not _signed_in(session):
+        return redirect(request, session, "/ops/login")
+    if kind not in _KEY_ACTIONS or not _ID.match(merchant_id):
+        return redirect(request, session, "/ops/lookup")
+    made = await internal.call(
+        request,
+        "POST",
+        _KEY_ACTIONS[kind].format(m=merchant_id),
+        token=session.staff("operator"),
+        idempotency_key=str(form.get("idempotency_key", "")) or None,
+    )
+    if not made.ok:
+        detail = made.body.get("detail") if isinstance(made.body, dict) else None
+        return await _lookup(request, session, merchant_id, error=str(detail or "Refused."))
+    return await _lookup(request, session, merchant_id, issued=made.body)
+
+
+@router.post("/ops/merchants/{merchant_id}/api_keys/{key_id}/revoke")
+async def revoke_key(request: Request, merchant_id: str, key_id: str) -> Response:
+    session = load(request)
+    form = await checked_form(request, session)
+    if form is None:
+        return refused(request, session)
+    if not _signed_in(session):
+        return redirect(request, session, "/ops/login")
+    if _ID.match(merchant_id) and re.fullmatch(r"key_[0-9A-Za-z]{1,64}", key_id):
+        await internal.call(
+            request,
+            "DELETE",
+            f"/v1/merchants/{merchant_id}/api_keys/{key_id}",
+            token=session.staff("operator"),
+        )
+    return redirect(request, session, f"/ops/lookup?q={merchant_id}")

@@ -76,6 +76,7 @@ async def test_consumer_pays_off_a_plan(visit: Visit, api: Api) -> None:
     await page.get_by_role("link", name="Notifications").click()
     await expect(page.get_by_role("heading", name="Notifications")).to_be_visible()
     await visit.check_accessibility()
+    await visit.screenshot("account-notifications")
 
 
 async def test_a_form_without_its_csrf_token_is_refused(visit: Visit) -> None:

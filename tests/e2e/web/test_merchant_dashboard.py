@@ -65,6 +65,7 @@ async def test_merchant_refunds_a_purchase(visit: Visit, api: Api) -> None:
     await expect(page.get_by_test_id("webhook-secret")).to_have_text(re.compile("^whsec_"))
     await expect(page.get_by_test_id("endpoint-row")).to_contain_text("http://127.0.0.1:9/hooks")
     await visit.check_accessibility()
+    await visit.screenshot("merchant-webhooks")
     await page.get_by_role("link", name="http://127.0.0.1:9/hooks").click()
     await expect(page.get_by_role("heading", name=re.compile("Deliveries to"))).to_be_visible()
     await visit.check_accessibility()

@@ -18,7 +18,7 @@ from bnpl.app import create_app
 from bnpl.config import Settings
 from tests.conftest import ADMIN_TOKEN
 from tests.e2e.web.conftest import Visit, serve
-from tests.support import Api, fresh_database
+from tests.support import Api, bearer, fresh_database
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +78,7 @@ async def test_operator_finds_a_delinquent_plan(
         await page.get_by_role("link", name="Delinquent").click()
         row = page.get_by_test_id("delinquent-row")
         await expect(row).to_have_count(1)
+        await visit.screenshot("ops-delinquent")
         await expect(row).to_contain_text("delinquent")
         await expect(row).to_contain_text("$7.00")  # the late fee
         await visit.check_accessibility()
@@ -101,6 +102,21 @@ async def test_operator_finds_a_delinquent_plan(
         await page.get_by_role("link", name="Verify").click()
         await expect(page.get_by_test_id("ledger-ok")).to_have_text("All checks hold")
         await expect(page.get_by_test_id("audit-ok")).to_contain_text("records chain")
+        await visit.check_accessibility()
+        await visit.screenshot("ops-verify")
+
+        # A merchant's keys: a new secret key, shown once, works at once.
+        await page.get_by_label(re.compile("Find a consumer")).fill(shop.id)
+        await page.get_by_role("button", name="Look up").click()
+        await page.get_by_role("button", name="Issue a secret key").click()
+        secret = await page.get_by_test_id("issued-secret").inner_text()
+        assert secret.startswith("sk_test_") and secret != shop.secret
+        mine = await api.client.get(f"/v1/merchants/{shop.id}", headers=bearer(secret))
+        assert mine.status_code == 200
+        await page.get_by_role("button", name="Issue a publishable key").click()
+        await expect(page.get_by_test_id("issued-publishable")).to_have_text(
+            re.compile("^pk_test_")
+        )
         await visit.check_accessibility()
     finally:
         await context.close()
