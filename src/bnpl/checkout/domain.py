@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Final
@@ -100,14 +101,15 @@ def status_after_refund(captured: int, refunded: int) -> CheckoutStatus:
     return CheckoutStatus.REFUNDED if refunded >= captured else CheckoutStatus.PARTIALLY_REFUNDED
 
 
+@lru_cache(maxsize=4)
+def _hosted_key(key: bytes) -> bytes:
+    return hashlib.sha256(b"bnpl-hosted-checkout:" + key).digest()
+
+
 def hosted_token(key: bytes, checkout_id: str) -> str:
     """The capability in a checkout's `redirect_url`: whoever holds the link may see the
     checkout's page (amount, items, plans) before signing in; ids alone are not secrets."""
-    digest = hmac.new(
-        hashlib.sha256(b"bnpl-hosted-checkout:" + key).digest(),
-        checkout_id.encode(),
-        hashlib.sha256,
-    ).digest()
+    digest = hmac.new(_hosted_key(key), checkout_id.encode(), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest[:18]).decode()
 
 
