@@ -11,6 +11,7 @@ from playwright.async_api import expect
 from tests.conftest import ADMIN_TOKEN
 from tests.e2e.web.conftest import Visit
 from tests.e2e.web.shopper import add_card, amortized_payment, buy_from_shop, dollars, sign_up
+from tests.support import Api
 
 TENT = 40_000
 APR_BPS = 1999  # the demo shop's monthly APR
@@ -101,10 +102,19 @@ async def test_pay_in_4_from_the_widget_to_the_account(visit: Visit) -> None:
     await expect(page.get_by_test_id("entity-status")).to_have_text("active")
 
 
-async def test_monthly_plan_shows_apr_and_total_cost(visit: Visit) -> None:
+async def test_monthly_plan_shows_apr_and_total_cost(visit: Visit, api: Api) -> None:
+    consumer = await api.consumer()  # an account already: the shopper logs in
     page = visit.page
     await buy_from_shop(visit, "tent")
-    await sign_up(visit)
+    await page.locator("#login-email").fill(consumer.email)
+    await page.locator("#login-password").fill("not the password")
+    await page.get_by_role("button", name="Log in").click()
+    await expect(page.get_by_test_id("error")).to_have_text(
+        "That email and password do not match an account."
+    )
+    await page.locator("#login-password").fill(consumer.password)
+    await page.get_by_role("button", name="Log in").click()
+    await expect(page.get_by_role("heading", name="Hi Ada")).to_be_visible()
     await add_card(visit)
     payment = amortized_payment(TENT, APR_BPS, 12)
     await expect(page.get_by_test_id("apr-monthly_12")).to_have_text("19.99%")
