@@ -6,9 +6,9 @@ import base64
 import hashlib
 import hmac
 from dataclasses import dataclass
-from functools import lru_cache
 from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any, Final
 
 from bnpl.kit.money import basis_points_of
