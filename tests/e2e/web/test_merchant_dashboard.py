@@ -3,6 +3,7 @@ refunds part of it, adds a webhook endpoint and reads its delivery log, sees its
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 from playwright.async_api import expect
@@ -66,9 +67,23 @@ async def test_merchant_refunds_a_purchase(visit: Visit, api: Api) -> None:
     await expect(page.get_by_test_id("endpoint-row")).to_contain_text("http://127.0.0.1:9/hooks")
     await visit.check_accessibility()
     await visit.screenshot("merchant-webhooks")
+    # An event after the endpoint exists is sent to it (nothing listens on port 9).
+    again = await api.client.post(
+        "/v1/checkouts", json={"amount": 5_000, "currency": "USD"}, headers=shop.headers
+    )
+    assert again.status_code == 201
     await page.get_by_role("link", name="http://127.0.0.1:9/hooks").click()
     await expect(page.get_by_role("heading", name=re.compile("Deliveries to"))).to_be_visible()
+    for _ in range(50):
+        if await page.get_by_test_id("delivery-row").count():
+            break
+        await asyncio.sleep(0.2)
+        await page.reload()
+    row = page.get_by_test_id("delivery-row").first
+    await expect(row).to_contain_text("checkout.created")
     await visit.check_accessibility()
+    await row.get_by_role("button", name=re.compile("Send again")).click()
+    await expect(page.get_by_test_id("notice")).to_have_text("The event is being sent again.")
 
     await page.get_by_role("link", name="Settlements").click()
     await expect(page.get_by_role("heading", name="Settlements")).to_be_visible()

@@ -118,6 +118,22 @@ async def test_operator_finds_a_delinquent_plan(
             re.compile("^pk_test_")
         )
         await visit.check_accessibility()
+
+        # The merchant's side of the same 25 days: daily settlements and their reports.
+        await page.get_by_role("button", name="Sign out").click()
+        await visit.goto("/merchant/login")
+        await page.get_by_label("Secret API key").fill(shop.secret)
+        await page.get_by_role("button", name="Sign in").click()
+        await page.get_by_role("link", name="Settlements").click()
+        settled = page.get_by_test_id("settlement-row")
+        await expect(settled.first).to_be_visible()
+        await visit.check_accessibility()
+        await visit.screenshot("merchant-settlements")
+        async with page.expect_download() as download:
+            await settled.first.get_by_role("link", name=re.compile("^CSV")).click()
+        report = (await (await download.value).path()).read_text()
+        assert report.splitlines()[0] == "type,reference,checkout_id,amount,currency,created_at"
+        assert checkout_id in report
     finally:
         await context.close()
     visit.assert_clean()
