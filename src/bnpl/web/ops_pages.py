@@ -195,6 +195,14 @@ async def _lookup(request: Request, session: Session, q: str, **shown: Any) -> R
         story["payments"] = _data(
             await _call(request, session, "/v1/payments", plan_id=q, limit="100")
         )
+        # The requests that made and changed the plan are audited on its checkout, and each
+        # payment on itself.
+        related = [found.body["checkout_id"]] + [p["id"] for p in story["payments"]]
+        for entity in related[:20]:
+            story["audit"] += _data(
+                await _call(request, session, "/v1/audit", entity_id=entity, limit="100")
+            )
+        story["audit"].sort(key=lambda a: a["at"])
     if kind == "cus":
         story["notifications"] = _data(
             await _call(request, session, "/v1/notifications", consumer_id=q, limit="100")

@@ -88,6 +88,11 @@ async def test_operator_finds_a_delinquent_plan(
         await expect(page.get_by_role("cell", name="late", exact=True)).to_have_count(1)
         await expect(page.get_by_role("heading", name="Ledger entries")).to_be_visible()
         await expect(page.get_by_role("heading", name="Audit records")).to_be_visible()
+        audit = page.locator("section").filter(
+            has=page.get_by_role("heading", name="Audit records")
+        )
+        await expect(audit).to_contain_text("checkout.authorized")
+        await expect(audit).to_contain_text("payment.failed")
         await expect(page.get_by_text("failed").first).to_be_visible()  # the payments
         await visit.check_accessibility()
         await visit.screenshot("ops-lookup")
