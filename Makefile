@@ -4,7 +4,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint typecheck unit bench-credit uv sync test-deps deploy-tools deploy-check kafka-install
+.PHONY: run test lint typecheck unit bench-credit uv sync test-deps deploy-tools deploy-check kafka-install browser
 
 uv:
 	@command -v $(UV) >/dev/null 2>&1 || python3 -m pip install --quiet --user uv
@@ -41,5 +41,8 @@ kafka-install: sync  ## Java 17 and Maven (Debian) if missing, then Kafka's brok
 		|| scripts/apt-install.sh openjdk-17-jre-headless maven
 	@$(UV) run bnpl kafka install >/dev/null
 
-test: lint typecheck test-deps kafka-install  ## lint, type-check, then the whole suite on real engines
+browser:  ## Debian's chromium, which the browser tests (tests/e2e/web) drive; installed once
+	bash scripts/apt-install.sh chromium
+
+test: lint typecheck test-deps kafka-install browser  ## lint, type-check, then the whole suite on real engines
 	$(UV) run pytest -q

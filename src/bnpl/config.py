@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     smtp_url: str | None = None
     admin_token: str = "sandbox-admin-token"
     data_dir: Path = Path(".bnpl")
+    # The platform's URL as browsers reach it (the hosted checkout's `redirect_url`); unset:
+    # the URL each request came to.
+    public_url: str | None = None
 
     # Secrets. In sandbox they default to values derived from the admin token so a laptop
     # needs no set-up; production refuses to start without real ones.

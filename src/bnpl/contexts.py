@@ -33,6 +33,7 @@ NAMES: tuple[str, ...] = (
     "reporting",
     "notifications",
     "sandbox",
+    "web",
 )
 
 

@@ -98,13 +98,13 @@ async def test_dead_letters_are_listed_and_replayed(kafka_api: Api) -> None:
         consumer,
         event_id,
     )
-    r = await api.client.get("/v1/dead-letters", headers=api.operator)
+    r = await api.client.get("/v1/dead_letters", headers=api.operator)
     assert r.status_code == 200, r.text
     [letter] = [d for d in r.json()["data"] if d["event_id"] == event_id]
-    assert letter["consumer"] == consumer and letter["type"] == "consumer.registered"
-    assert (await api.client.get("/v1/dead-letters")).status_code == 401
+    assert letter["consumer"] == consumer and letter["event_type"] == "consumer.registered"
+    assert (await api.client.get("/v1/dead_letters")).status_code == 401
     r = await api.client.post(
-        f"/v1/dead-letters/{consumer}/{event_id}/replay", headers=api.operator
+        f"/v1/dead_letters/{consumer}/{event_id}/replay", headers=api.operator
     )
     assert r.status_code == 202, r.text
     await api.settle()
@@ -113,10 +113,10 @@ async def test_dead_letters_are_listed_and_replayed(kafka_api: Api) -> None:
         consumer,
         event_id,
     )
-    r = await api.client.get("/v1/dead-letters", headers=api.operator)
+    r = await api.client.get("/v1/dead_letters", headers=api.operator)
     assert event_id not in {d["event_id"] for d in r.json()["data"]}
     r = await api.client.post(
-        f"/v1/dead-letters/{consumer}/{event_id}/replay", headers=api.operator
+        f"/v1/dead_letters/{consumer}/{event_id}/replay", headers=api.operator
     )
     assert r.status_code == 404, r.text
 

@@ -1,6 +1,6 @@
 """`GET /v1/events`: the public events, for merchants (their own) and operators (all).
-`GET /v1/dead-letters` and `POST /v1/dead-letters/{consumer}/{event_id}/replay`: the events a
-consumer gave up on, for operators, on either bus backend."""
+`POST /v1/dead_letters/{consumer}/{event_id}/replay`: an event a consumer gave up on, handed to
+it again, for operators, on either bus backend (the list is `dead_letter_api`)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from bnpl.gateway import Merchant, OperatorOrMerchantP, OperatorP, runtime
 from bnpl.kit.errors import not_found
 from bnpl.kit.pagination import Page, PageParams, make_page, page_params
 from bnpl.messaging.bus import PostgresBus
+from bnpl.messaging.dead_letter_api import router as dead_letters_router
 from bnpl.messaging.events import PUBLIC_TYPES, Event, public_event
 from bnpl.messaging.kafka import KafkaBus
 
@@ -76,41 +77,7 @@ async def get_event(event_id: str, request: Request, who: OperatorOrMerchantP) -
     )
 
 
-class DeadLetterOut(BaseModel):
-    consumer: str
-    event_id: str
-    type: str
-    aggregate_id: str
-    error: str
-    failed_at: datetime
-
-
-class DeadLetters(BaseModel):
-    data: list[DeadLetterOut]
-
-
-@router.get("/v1/dead-letters", response_model=DeadLetters)
-async def list_dead_letters(
-    request: Request,
-    _: OperatorP,
-    consumer: Annotated[str | None, Query(max_length=100)] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-) -> DeadLetters:
-    """The events consumers gave up on after their retries, newest first."""
-    rows = await runtime(request).db.fetch(
-        """
-        SELECT d.consumer, d.event_id, e.type, e.aggregate_id, d.error, d.failed_at
-        FROM messaging.dead_letters d JOIN messaging.events e USING (event_id)
-        WHERE $1::text IS NULL OR d.consumer = $1
-        ORDER BY d.failed_at DESC, d.event_id LIMIT $2
-        """,
-        consumer,
-        limit,
-    )
-    return DeadLetters(data=[DeadLetterOut(**dict(r)) for r in rows])
-
-
-@router.post("/v1/dead-letters/{consumer}/{event_id}/replay", status_code=202)
+@router.post("/v1/dead_letters/{consumer}/{event_id}/replay", status_code=202)
 async def replay_dead_letter(
     consumer: str, event_id: str, request: Request, _: OperatorP
 ) -> dict[str, str]:
@@ -140,3 +107,6 @@ async def replay_dead_letter(
         raise not_found("dead letter")
     await bus._handle(sub, Event.from_row(row))
     return {"status": "replayed"}
+
+
+router.include_router(dead_letters_router)

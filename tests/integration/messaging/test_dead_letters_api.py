@@ -1,4 +1,4 @@
-"""`GET /v1/dead-letters` and `POST /v1/dead-letters/{consumer}/{event_id}/replay` on the
+"""`GET /v1/dead_letters` and `POST /v1/dead_letters/{consumer}/{event_id}/replay` on the
 PostgreSQL bus (the Kafka bus's are in tests/kafka/test_platform.py)."""
 
 from __future__ import annotations
@@ -25,15 +25,15 @@ async def test_a_dead_letter_is_listed_and_replayed(iso_api: Api) -> None:
         event_id,
     )
     r = await api.client.get(
-        "/v1/dead-letters", params={"consumer": consumer}, headers=api.operator
+        "/v1/dead_letters", params={"consumer": consumer}, headers=api.operator
     )
     assert r.status_code == 200, r.text
-    assert [(d["event_id"], d["type"], d["error"]) for d in r.json()["data"]] == [
+    assert [(d["event_id"], d["event_type"], d["error"]) for d in r.json()["data"]] == [
         (event_id, "consumer.registered", "boom")
     ]
-    assert (await api.client.get("/v1/dead-letters")).status_code == 401
+    assert (await api.client.get("/v1/dead_letters")).status_code == 401
     r = await api.client.post(
-        f"/v1/dead-letters/{consumer}/{event_id}/replay", headers=api.operator
+        f"/v1/dead_letters/{consumer}/{event_id}/replay", headers=api.operator
     )
     assert r.status_code == 202, r.text
     assert await db.fetchval(
@@ -42,10 +42,10 @@ async def test_a_dead_letter_is_listed_and_replayed(iso_api: Api) -> None:
         event_id,
     )
     r = await api.client.get(
-        "/v1/dead-letters", params={"consumer": consumer}, headers=api.operator
+        "/v1/dead_letters", params={"consumer": consumer}, headers=api.operator
     )
     assert r.json()["data"] == []
     r = await api.client.post(
-        f"/v1/dead-letters/{consumer}/{event_id}/replay", headers=api.operator
+        f"/v1/dead_letters/{consumer}/{event_id}/replay", headers=api.operator
     )
     assert r.status_code == 404, r.text
