@@ -111,8 +111,12 @@ PARAMETERS: Spec = {
         "name": "X-Request-Id",
         "in": "header",
         "required": False,
-        "description": "Echoed in the answer's `X-Request-Id` and kept in audit records.",
-        "schema": {"type": "string", "maxLength": MAX_REQUEST_ID_LENGTH},
+        # Any value is accepted: a tracing header never makes a request fail. One of 1-1024
+        # printable ASCII characters is echoed and kept in audit records; another is replaced.
+        "description": "Echoed in the answer's `X-Request-Id` and kept in audit records when "
+        f"it is 1-{MAX_REQUEST_ID_LENGTH} printable ASCII characters; any other value is "
+        "replaced by a new id (the request is not refused).",
+        "schema": {"type": "string"},
     },
 }
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bnpl.gateway import MetricsReader, runtime
@@ -33,7 +33,7 @@ async def readyz(request: Request) -> Response:
     )
 
 
-@router.get("/metrics", dependencies=[MetricsReader])
+@router.get("/metrics", dependencies=[MetricsReader], response_class=PlainTextResponse)
 async def metrics() -> Response:
     """Prometheus text format. For the operator token, or `BNPL_METRICS_TOKEN` when set
     (request counts and latencies per route are not for everyone to read)."""
