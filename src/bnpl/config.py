@@ -30,7 +30,7 @@ class Settings(BaseSettings):
     feature_store: Literal["auto", "postgres", "redis"] = "auto"
     kafka_bootstrap: str | None = None
     smtp_url: str | None = None
-    admin_token: str = "sandbox-admin-token"
+    admin_token: str = "sandbox-admin-token"  # noqa: S105 (sandbox only; refused in production)
     data_dir: Path = Path(".bnpl")
 
     # Secrets. In sandbox they default to values derived from the admin token so a laptop
@@ -110,7 +110,7 @@ class Settings(BaseSettings):
                 for name in ("jwt_secret", "encryption_key", "database_url")
                 if getattr(self, name) is None
             ]
-            if missing or self.admin_token == "sandbox-admin-token":
+            if missing or self.admin_token == "sandbox-admin-token":  # noqa: S105
                 raise ValueError(f"production needs BNPL_ settings: {missing or ['admin_token']}")
         return self
 

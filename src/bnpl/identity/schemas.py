@@ -104,7 +104,7 @@ class RefreshRequest(_Request):
 class TokenPair(BaseModel):
     access_token: str
     refresh_token: str
-    token_type: Literal["Bearer"] = "Bearer"
+    token_type: Literal["Bearer"] = "Bearer"  # noqa: S105 (a scheme)
     expires_in: int
 
 

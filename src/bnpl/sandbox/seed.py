@@ -100,7 +100,7 @@ class SeededConsumerOut(BaseModel):
 class SeedOut(BaseModel):
     merchants: list[SeededMerchantOut]
     consumers: list[SeededConsumerOut]
-    token_type: str = "Bearer"
+    token_type: str = "Bearer"  # noqa: S105 (a scheme)
     expires_in: int = Field(description="Seconds the access tokens live.")
 
 
