@@ -192,7 +192,33 @@ def describe_gateway(spec: Spec, admitted: dict[Operation, tuple[str, ...]]) -> 
         for method in _METHODS:
             if method in item:
                 _describe(item[method], path, method, admitted.get((path, method), ()))
+                for parameter in item[method].get("parameters", []):
+                    _no_nul(parameter.get("schema", {}))
+    for schema in schemas.values():
+        _no_nul(schema)
     return spec
+
+
+# PostgreSQL cannot store NUL in text: the gateway refuses it in a URL (400) and a body that
+# holds one is refused before it changes anything (422), so no string of the API admits it.
+NO_NUL = "^[^\\u0000]*$"
+
+
+def _no_nul(schema: Spec) -> None:
+    """Write "no NUL" into every free-form string of `schema` (one without a pattern, an
+    enum or a constant of its own; those that have one are checked as they say)."""
+    if not isinstance(schema, dict) or "$ref" in schema:
+        return
+    if schema.get("type") == "string" and not {"pattern", "enum", "const"} & set(schema):
+        schema["pattern"] = NO_NUL
+    for key in ("anyOf", "oneOf", "allOf", "prefixItems"):
+        for sub in schema.get(key, []):
+            _no_nul(sub)
+    for key in ("items", "additionalProperties", "not"):
+        if isinstance(schema.get(key), dict):
+            _no_nul(schema[key])
+    for sub in schema.get("properties", {}).values():
+        _no_nul(sub)
 
 
 def _describe(operation: Spec, path: str, method: str, principals: tuple[str, ...]) -> None:

@@ -142,6 +142,11 @@ def test_the_document_states_what_the_validators_enforce(doc: dict[str, Any]) ->
     assert currency["enum"] == ["AUD", "CAD", "EUR", "GBP", "USD"]
     merchant = schemas["MerchantCreate"]["properties"]
     assert "US" in merchant["country"]["enum"] and "pattern" in merchant["email"]
+    # NUL is refused in URLs (400) and bodies (422): no free-form string admits it.
+    no_nul = "^[^\\u0000]*$"
+    assert schemas["ConsumerCreate"]["properties"]["first_name"]["pattern"] == no_nul
+    read = doc["paths"]["/v1/checkouts/{checkout_id}"]["get"]["parameters"][0]
+    assert read["schema"]["pattern"] == no_nul
 
 
 async def test_a_date_time_is_an_rfc_3339_string_not_a_number(client: httpx.AsyncClient) -> None:
