@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -21,7 +22,7 @@ from bnpl.config import Settings
 from bnpl.gateway import CredentialResolvers
 from bnpl.gateway.idempotency import IdempotencyStore
 from bnpl.gateway.middleware import GatewayMiddleware
-from bnpl.gateway.openapi import install_openapi
+from bnpl.gateway.openapi import guarded_paths, install_openapi
 from bnpl.gateway.server import configure_shared_port_protocol
 from bnpl.kit.crypto import field_cipher
 from bnpl.kit.errors import FieldError, ProblemError, problem_body
@@ -139,6 +140,14 @@ def create_app(
         description="Buy now, pay later: checkouts, credit decisions, installment plans.",
         lifespan=lifespan,
     )
+    guarded: list[tuple[re.Pattern[str], frozenset[str]]] = []
+
+    def needs_credentials(method: str, path: str) -> bool:
+        """Whether a guard protects the route of `method path` (routes read once)."""
+        if not guarded:
+            guarded.extend(guarded_paths(app.routes))
+        return any(method in methods and rx.match(path) for rx, methods in guarded)
+
     app.add_middleware(
         GatewayMiddleware,
         admin_token=settings.admin_token,
@@ -149,6 +158,7 @@ def create_app(
         consumer_rule=settings.rate_limit_consumer,
         max_body_bytes=settings.max_body_bytes,
         body_timeout_s=settings.http_body_timeout_s,
+        needs_credentials=needs_credentials,
     )
     install_error_handlers(app)
     install_openapi(app)

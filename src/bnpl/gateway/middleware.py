@@ -106,6 +106,7 @@ class GatewayMiddleware:
         consumer_rule: str,
         max_body_bytes: int = 1024 * 1024,
         body_timeout_s: float = 30.0,
+        needs_credentials: Callable[[str, str], bool] = lambda method, path: False,
     ) -> None:
         self.app = app
         self.admin_token = admin_token
@@ -116,6 +117,7 @@ class GatewayMiddleware:
         self.consumer_rule = consumer_rule
         self.max_body_bytes = max_body_bytes
         self.body_timeout_s = body_timeout_s
+        self.needs_credentials = needs_credentials
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -242,9 +244,15 @@ class GatewayMiddleware:
                 return
 
         key = headers.get("idempotency-key")
-        # Bad credentials always end in a 401: storing it would only let anyone without
-        # credentials fill the key store.
-        if scope["method"] != "POST" or key is None or isinstance(principal, InvalidCredentials):
+        # Bad credentials always end in a 401, and so do none on a route that needs them:
+        # storing it would only let anyone without credentials fill the key store (and answer
+        # the next such request 409 `idempotency_key_reused` instead of 401).
+        if (
+            scope["method"] != "POST"
+            or key is None
+            or isinstance(principal, InvalidCredentials)
+            or (isinstance(principal, Anonymous) and self.needs_credentials("POST", scope["path"]))
+        ):
             await self.app(scope, receive, send)
             return
         if not _valid_idempotency_key(key):

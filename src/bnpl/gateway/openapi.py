@@ -7,6 +7,7 @@ That is written into the generated document here, once, instead of on every rout
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -167,6 +168,17 @@ def admitted_principals(routes: Sequence[BaseRoute]) -> dict[Operation, tuple[st
             continue  # public
         for method in route.methods or ():
             found[(route.path_format, method.lower())] = kinds
+    return found
+
+
+def guarded_paths(routes: Sequence[BaseRoute]) -> list[tuple[re.Pattern[str], frozenset[str]]]:
+    """(path regex, methods) of every route a guard protects: those that need credentials."""
+    found = []
+    for route in iter_route_contexts(routes):
+        if not isinstance(route.original_route, APIRoute) or route.path_regex is None:
+            continue
+        if any(c in ADMITTED for c in _calls(route.dependant)):
+            found.append((route.path_regex, frozenset(route.methods or ())))
     return found
 
 

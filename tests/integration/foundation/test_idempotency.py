@@ -242,6 +242,21 @@ async def test_no_credentials_answer_401_under_a_key_every_time(probe_app: Probe
     assert_problem(r, 401, "unauthenticated")
     r = await probe_app.client.post("/v1/consumers", json={}, headers={"Idempotency-Key": k})
     assert r.headers["idempotent-replayed"] == "true"
+    # Nor an answer that came before the route's guard (a body that is not JSON): a route
+    # that needs credentials never stores anything for a request without them.
+    other, hooks = key(), "/v1/webhook_endpoints"
+    r = await probe_app.client.post(
+        hooks,
+        content=b"{not json",
+        headers={"Idempotency-Key": other, "content-type": "application/json"},
+    )
+    assert_problem(r, 400, "validation_error")
+    r = await probe_app.client.post(
+        hooks,
+        json={"url": "https://x.example", "events": ["*"]},
+        headers={"Idempotency-Key": other},
+    )
+    assert_problem(r, 401, "unauthenticated")
 
 
 async def test_a_key_expires_after_24_hours(probe_app: Probe) -> None:
