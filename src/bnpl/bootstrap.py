@@ -130,7 +130,7 @@ async def start_platform(settings: Settings, roles: Roles = Roles()) -> AsyncIte
             settings = settings.model_copy(update={"smtp_url": smtp_url(sink)})
             log.info("sandbox SMTP server running", extra={"url": settings.smtp_url})
 
-        bus = PostgresBus(db, poll_interval=settings.bus_poll_interval_s)
+        bus = _bus(db, settings)
         scheduler = Scheduler(
             db,
             clock,
@@ -183,6 +183,24 @@ async def start_platform(settings: Settings, roles: Roles = Roles()) -> AsyncIte
             )
             stack.push_async_callback(_cancel, refresher)
         yield rt
+
+
+def _bus(db: Database, settings: Settings) -> PostgresBus:
+    """The bus backend: Kafka when `BNPL_KAFKA_BOOTSTRAP` is set, else PostgreSQL alone."""
+    if settings.kafka_bootstrap is None:
+        return PostgresBus(db, poll_interval=settings.bus_poll_interval_s)
+    from bnpl.messaging.kafka import KafkaBus, KafkaOptions
+
+    options = KafkaOptions(
+        bootstrap=settings.kafka_bootstrap,
+        prefix=settings.kafka_topic_prefix,
+        partitions=settings.kafka_partitions,
+        replication=settings.kafka_replication,
+        retry_attempts=settings.kafka_retry_attempts,
+        retry_delay_s=settings.kafka_retry_delay_s,
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+    )
+    return KafkaBus(db, poll_interval=settings.bus_poll_interval_s, options=options)
 
 
 async def _follow_clock(db: Database, clock: Clock, interval: float) -> None:

@@ -198,9 +198,14 @@ def sandbox(
 # The purchase load generator (issue 13); registered last, the other commands are above.
 from bnpl.bench.cli import bench  # noqa: E402
 from bnpl.bench.simulate import simulate  # noqa: E402
+from bnpl.lake.cli import lake, replay  # noqa: E402
+from bnpl.messaging.kafka.cli import kafka  # noqa: E402
 
 cli.command()(bench)
 cli.command()(simulate)  # weeks of traffic on the sandbox clock (issue 13)
+cli.add_typer(kafka, name="kafka")  # a local Apache Kafka cluster (issue 11)
+cli.add_typer(lake, name="lake")  # the event archive (issue 11)
+cli.command()(replay)
 
 
 def main() -> None:

@@ -28,10 +28,23 @@ class Settings(BaseSettings):
     # PostgreSQL. `bnpl up` says `postgres` when the Redis is its own ephemeral Valkey (the
     # repayment history must outlive a restart; the rate-limit windows need not).
     feature_store: Literal["auto", "postgres", "redis"] = "auto"
+    # Set: the bus runs on Kafka (`messaging/kafka`), else on PostgreSQL alone.
     kafka_bootstrap: str | None = None
+    kafka_topic_prefix: str = "bnpl"
+    kafka_partitions: int = 6  # of every topic created
+    kafka_replication: int = 1  # 3 on a three-broker cluster (`bnpl kafka --brokers 3`)
+    kafka_retry_attempts: int = 3  # trips through the retry topic before the dead letters
+    kafka_retry_delay_s: float = 1.0
+    kafka_session_timeout_ms: int = 10_000  # a dead worker's partitions move after this
+    # The event archive (`bnpl lake`): a folder or an URL pyarrow opens (`s3://...`); unset:
+    # `<data_dir>/lake`.
+    lake_url: str | None = None
     smtp_url: str | None = None
     admin_token: str = "sandbox-admin-token"  # noqa: S105 (sandbox only; refused in production)
     data_dir: Path = Path(".bnpl")
+    # The platform's URL as browsers reach it (the hosted checkout's `redirect_url`); unset:
+    # the URL each request came to.
+    public_url: str | None = None
 
     # Secrets. In sandbox they default to values derived from the admin token so a laptop
     # needs no set-up; production refuses to start without real ones.
@@ -140,6 +153,10 @@ class Settings(BaseSettings):
         return hashlib.sha256(b"bnpl-aes:" + self.admin_token.encode()).digest()
 
     embedded_pg_dir: Path | None = Field(default=None)
+
+    @property
+    def lake(self) -> str:
+        return self.lake_url or str((self.data_dir / "lake").resolve())
 
     @property
     def pg_data_dir(self) -> Path:

@@ -16,22 +16,24 @@ from fastapi import APIRouter
 if TYPE_CHECKING:
     from bnpl.runtime import Runtime
 
-# In mounting order.
+# In mounting order. The router looks for a request's route through the contexts in this
+# order, so the purchase path (checkout, then identity's consumer endpoints) comes first.
 NAMES: tuple[str, ...] = (
-    "ops",
+    "checkout",
     "identity",
+    "ops",
     "onboarding",
     "merchants",
     "credit",
     "installments",
     "payments",
-    "checkout",
     "audit",
     "messaging",
     "ledger",
     "reporting",
     "notifications",
     "sandbox",
+    "web",
 )
 
 

@@ -178,7 +178,13 @@ def run(settings: Settings, host: str, port: int, api_workers: int) -> int:
             f"BNPL platform on http://{shown}:{port}  (docs: http://{shown}:{port}/docs): "
             f"{api_workers} API process(es), 1 worker"
             + (", sandbox providers" if settings.providers_url is None else "")
-            + f"\noperator token: Authorization: Bearer {settings.admin_token}",
+            + f"\noperator token: Authorization: Bearer {settings.admin_token}"
+            + (
+                f"\ndemo shop: http://{shown}:{port}/sandbox/shop  "
+                f"account: http://{shown}:{port}/account"
+                if settings.sandbox
+                else ""
+            ),
             file=sys.stderr,
         )
         while not stop.is_set():

@@ -196,6 +196,20 @@ async def _delete_key(ctx: Ctx, who: str) -> Request:
     return Request("DELETE", f"/v1/merchants/{merchant}/api_keys/{key}", target=key)
 
 
+async def _delete_publishable_key(ctx: Ctx, who: str) -> Request:
+    merchant = ctx.world.a.merchant.id
+
+    async def make() -> str:
+        r = await ctx.api.client.post(
+            f"/v1/merchants/{merchant}/publishable_keys", headers=ctx.api.operator
+        )
+        assert r.status_code == 201, r.text
+        return str(r.json()["id"])
+
+    key = await ctx.once("publishable_key_to_delete", make)
+    return Request("DELETE", f"/v1/merchants/{merchant}/publishable_keys/{key}", target=key)
+
+
 async def _delete_endpoint(ctx: Ctx, who: str) -> Request:
     async def make() -> str:
         r = await ctx.api.client.post(
@@ -281,6 +295,21 @@ OPS: dict[str, Op] = {
         "object", get("/v1/merchants/{id}/api_keys", "merchant")
     ),
     "DELETE /v1/merchants/{merchant_id}/api_keys/{key_id}": Op("object", _delete_key, (204,)),
+    "POST /v1/merchants/{merchant_id}/publishable_keys": Op(
+        "object", static("POST", "/v1/merchants/{id}/publishable_keys", None, "merchant"), (201,)
+    ),
+    "GET /v1/merchants/{merchant_id}/publishable_keys": Op(
+        "object", get("/v1/merchants/{id}/publishable_keys", "merchant")
+    ),
+    "DELETE /v1/merchants/{merchant_id}/publishable_keys/{key_id}": Op(
+        "object", _delete_publishable_key, (204,)
+    ),
+    "GET /v1/webhook_failures": Op("self", get("/v1/webhook_failures")),
+    "GET /v1/dead_letters": Op("self", get("/v1/dead_letters")),
+    # No dead letter in this world: the operator is let in and finds none.
+    "POST /v1/dead_letters/{consumer}/{event_id}/replay": Op(
+        "self", static("POST", "/v1/dead_letters/checkout.test/evt_none/replay"), (404,)
+    ),
     "GET /v1/settlements": Op("self", get("/v1/settlements")),
     "GET /v1/settlements/{settlement_id}": Op("object", get("/v1/settlements/{id}", "settlement")),
     "GET /v1/settlements/{settlement_id}/report.csv": Op(

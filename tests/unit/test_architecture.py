@@ -41,6 +41,7 @@ CONTEXTS = frozenset(
         "lake",
         "sandbox",
         "ops",
+        "web",
     ]
 )
 INFRASTRUCTURE = frozenset({"kit", "messaging", "scheduler", "gateway", "providers"})

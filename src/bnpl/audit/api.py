@@ -6,12 +6,18 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from prometheus_client import Counter
 from pydantic import BaseModel
 
 from bnpl.audit.chain import seal_all, verify
 from bnpl.gateway.auth import OperatorP
 from bnpl.gateway.context import runtime
 from bnpl.kit.pagination import Page, PageParams, make_page, page_params
+
+# Alerted on when the chain is broken (deploy/prometheus/alerts.yaml); run hourly by a CronJob.
+VERIFICATIONS = Counter(
+    "bnpl_audit_verifications_total", "Runs of GET /v1/audit/verify", ["outcome"]
+)
 
 router = APIRouter(tags=["audit"])
 
@@ -84,4 +90,5 @@ async def list_audit_records(
 @router.get("/v1/audit/verify", response_model=VerifyResult, response_model_exclude_none=True)
 async def verify_audit_chain(request: Request, _: OperatorP) -> VerifyResult:
     result = await verify(runtime(request).db)
+    VERIFICATIONS.labels("ok" if result.ok else "broken").inc()
     return VerifyResult(ok=result.ok, records=result.records, broken_at=result.broken_at)

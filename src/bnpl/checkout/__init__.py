@@ -2,21 +2,60 @@
 
 It orchestrates the purchase: the credit decision, the plan, the down payment, captures,
 voids and refunds, each with its ledger entries, events and audit record in one transaction.
-Nothing imports checkout; it exposes only `register`.
+Only the web pages (`bnpl.web`) import checkout: `hosted_checkout` reads what the hosted
+checkout page shows; every change still goes through the HTTP API.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import asyncpg
 
 from bnpl import ledger, merchants
-from bnpl.checkout import repository
-from bnpl.checkout.domain import CheckoutStatus
+from bnpl.checkout import repository, service
+from bnpl.checkout.domain import Checkout, CheckoutStatus, PlanOption, hosted_token_valid
 from bnpl.checkout.jobs import ExpireAuthorizations, ExpireOpenCheckouts, ResumeConfirmations
 from bnpl.checkout.repository import captured_after_expiry as late_captures
 from bnpl.runtime import Runtime
 
-__all__ = ["register"]
+__all__ = [
+    "Checkout",
+    "HostedCheckout",
+    "PlanOption",
+    "hosted_checkout",
+    "hosted_token_valid",
+    "plan_options",
+    "register",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class HostedCheckout:
+    """What the hosted checkout page shows: the checkout, its merchant's name and (while it is
+    open) the plans on offer, with the merchant's terms."""
+
+    checkout: Checkout
+    merchant_name: str
+    options: list[PlanOption]
+
+
+async def hosted_checkout(conn: asyncpg.Connection, checkout_id: str) -> HostedCheckout | None:
+    """The checkout behind a `redirect_url` (the caller checks its token), or None."""
+    found = await service.get_checkout(conn, checkout_id)
+    if found is None:
+        return None
+    config = await merchants.merchant_config(conn, found.merchant_id)
+    options: list[PlanOption] = []
+    if config is not None and found.status.public == "open":
+        options = service.plan_options(config, found.amount)
+    return HostedCheckout(found, config.legal_name if config else "", options)
+
+
+def plan_options(config: merchants.MerchantConfig, amount: int) -> list[PlanOption]:
+    """The plans `config` offers for `amount`, each with its regular installment (what a
+    checkout's `available_plans` shows, and the merchant widget's message)."""
+    return service.plan_options(config, amount)
 
 
 async def _merchant_payable_matches(conn: asyncpg.Connection) -> ledger.CheckResult:

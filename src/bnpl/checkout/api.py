@@ -8,7 +8,13 @@ from fastapi import APIRouter, Body, Depends, Query, Request, Response
 
 from bnpl import merchants, payments
 from bnpl.checkout import repository, service
-from bnpl.checkout.domain import Checkout, CheckoutStatus, CheckoutStatusFilter, PlanOption
+from bnpl.checkout.domain import (
+    Checkout,
+    CheckoutStatus,
+    CheckoutStatusFilter,
+    PlanOption,
+    hosted_path,
+)
 from bnpl.checkout.schemas import (
     CaptureRequest,
     CheckoutCreate,
@@ -34,13 +40,21 @@ from bnpl.kit.pagination import Page, PageParams, make_page, page_params
 router = APIRouter(tags=["checkouts"])
 
 
-async def _out(conn: Connection, checkout: Checkout) -> CheckoutOut:
+def redirect_url(request: Request, checkout_id: str) -> str:
+    """The hosted checkout page: on `BNPL_PUBLIC_URL` when set, else on the URL the
+    request came to (`bnpl up` on a laptop)."""
+    settings = runtime(request).settings
+    base = settings.public_url or str(request.base_url)
+    return base.rstrip("/") + hosted_path(settings.aes_key, checkout_id)
+
+
+async def _out(conn: Connection, checkout: Checkout, request: Request) -> CheckoutOut:
     options: list[PlanOption] = []
     if checkout.status.public == "open":
         config = await merchants.merchant_config(conn, checkout.merchant_id)
         if config is not None:
             options = service.plan_options(config, checkout.amount)
-    return CheckoutOut.of(checkout, options)
+    return CheckoutOut.of(checkout, options, redirect_url(request, checkout.id))
 
 
 @router.post("/v1/checkouts", status_code=201, response_model=CheckoutOut)
@@ -59,7 +73,10 @@ async def create_checkout(body: CheckoutCreate, request: Request, merchant: Merc
             at=cmd.at,
         )
         return await cmd.respond(
-            201, CheckoutOut.of(checkout, options), action="checkout.created", entity_id=checkout.id
+            201,
+            CheckoutOut.of(checkout, options, redirect_url(request, checkout.id)),
+            action="checkout.created",
+            entity_id=checkout.id,
         )
 
 
@@ -69,7 +86,7 @@ async def get_checkout(checkout_id: str, request: Request, who: AnyP) -> Checkou
         checkout = await service.get_checkout(conn, checkout_id)
         if checkout is None or not _may_read(who, checkout):
             raise not_found("checkout")
-        return await _out(conn, checkout)
+        return await _out(conn, checkout, request)
 
 
 def _may_read(who: Operator | Merchant | Consumer, checkout: Checkout) -> bool:
@@ -98,7 +115,7 @@ async def list_checkouts(
             after=page.starting_after,
             limit=page.limit + 1,
         )
-        shaped = [await _out(conn, c) for c in found]
+        shaped = [await _out(conn, c, request) for c in found]
     return make_page(shaped, page.limit, lambda c: c, lambda c: c.id)
 
 
@@ -120,7 +137,7 @@ async def confirm_checkout(
         if step.down_payment is None:
             return await cmd.respond(
                 200,
-                await _out(cmd.conn, step.checkout),
+                await _out(cmd.conn, step.checkout, request),
                 action=f"checkout.{step.checkout.status.value}",
                 entity_id=checkout_id,
             )
@@ -133,7 +150,7 @@ async def confirm_checkout(
         if checkout.status is not CheckoutStatus.CONFIRMING:
             return await cmd.respond(
                 200,
-                await _out(cmd.conn, checkout),
+                await _out(cmd.conn, checkout, request),
                 action=f"checkout.{checkout.status.value}",
                 entity_id=checkout_id,
             )
@@ -164,7 +181,10 @@ async def capture_checkout(
             at=cmd.at,
         )
         return await cmd.respond(
-            200, await _out(cmd.conn, checkout), action="checkout.captured", entity_id=checkout_id
+            200,
+            await _out(cmd.conn, checkout, request),
+            action="checkout.captured",
+            entity_id=checkout_id,
         )
 
 
@@ -175,7 +195,10 @@ async def void_checkout(checkout_id: str, request: Request, merchant: MerchantP)
             cmd.conn, checkout_id=checkout_id, merchant_id=merchant.merchant_id, at=cmd.at
         )
         return await cmd.respond(
-            200, await _out(cmd.conn, checkout), action="checkout.voided", entity_id=checkout_id
+            200,
+            await _out(cmd.conn, checkout, request),
+            action="checkout.voided",
+            entity_id=checkout_id,
         )
 
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any, Final
 
 from bnpl.kit.money import basis_points_of
@@ -95,3 +99,24 @@ def merchant_fee(captured: int, mdr_bps: int, fixed_fee: int) -> int:
 
 def status_after_refund(captured: int, refunded: int) -> CheckoutStatus:
     return CheckoutStatus.REFUNDED if refunded >= captured else CheckoutStatus.PARTIALLY_REFUNDED
+
+
+@lru_cache(maxsize=4)
+def _hosted_key(key: bytes) -> bytes:
+    return hashlib.sha256(b"bnpl-hosted-checkout:" + key).digest()
+
+
+def hosted_token(key: bytes, checkout_id: str) -> str:
+    """The capability in a checkout's `redirect_url`: whoever holds the link may see the
+    checkout's page (amount, items, plans) before signing in; ids alone are not secrets."""
+    digest = hmac.new(_hosted_key(key), checkout_id.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest[:18]).decode()
+
+
+def hosted_token_valid(key: bytes, checkout_id: str, token: str) -> bool:
+    return hmac.compare_digest(hosted_token(key, checkout_id).encode(), token.encode())
+
+
+def hosted_path(key: bytes, checkout_id: str) -> str:
+    """The hosted checkout page of a checkout, relative to the platform's public URL."""
+    return f"/checkout/{checkout_id}?token={hosted_token(key, checkout_id)}"

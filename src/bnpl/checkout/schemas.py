@@ -102,10 +102,14 @@ class CheckoutOut(BaseModel):
     authorization_expires_at: datetime | None
     captured_amount: int | None
     refunded_amount: int
+    # The platform's hosted checkout page for this checkout (API.md, "Checkouts").
+    redirect_url: str | None = None
     created_at: datetime
 
     @classmethod
-    def of(cls, c: Checkout, options: list[PlanOption]) -> CheckoutOut:
+    def of(
+        cls, c: Checkout, options: list[PlanOption], redirect_url: str | None = None
+    ) -> CheckoutOut:
         decision = None
         if c.decision_id and c.decision_outcome and c.status.public != "open":
             decision = DecisionOut(
@@ -132,6 +136,7 @@ class CheckoutOut(BaseModel):
             authorization_expires_at=c.authorization_expires_at,
             captured_amount=c.captured_amount,
             refunded_amount=c.refunded_amount,
+            redirect_url=redirect_url,
             created_at=c.created_at,
         )
 

@@ -307,19 +307,26 @@ async def _authorize(
     checkout `authorized`."""
     consumer_id = fields.get("consumer_id") or checkout.consumer_id
     assert consumer_id is not None
-    plan = await installments.create_plan(
-        conn,
-        checkout_id=checkout.id,
-        consumer_id=consumer_id,
-        merchant_id=checkout.merchant_id,
-        kind=kind,
-        principal=checkout.amount,
-        currency=checkout.currency,
-        apr_bps=apr_bps,
-        authorization_date=at.date(),
-        payment_method_id=payment_method_id,
-        at=at,
-    )
+    terms: installments.PlanTerms = {
+        "checkout_id": checkout.id,
+        "consumer_id": consumer_id,
+        "merchant_id": checkout.merchant_id,
+        "kind": kind,
+        "principal": checkout.amount,
+        "currency": checkout.currency,
+        "apr_bps": apr_bps,
+        "authorization_date": at.date(),
+        "payment_method_id": payment_method_id,
+        "at": at,
+    }
+    applied = None
+    if down_payment is None:
+        plan = await installments.create_plan(conn, **terms)
+    else:  # the plan with its down payment applied, written once
+        applied = await installments.create_plan_paid_down(
+            conn, down_payment=down_payment.amount, **terms
+        )
+        plan = applied.plan
     postings = [
         ledger.Posting(
             kind="plan.authorized",
@@ -330,11 +337,8 @@ async def _authorize(
             merchant_id=checkout.merchant_id,
         )
     ]
-    if down_payment is not None:
+    if down_payment is not None and applied is not None:
         await payments.attach_to_plan(conn, down_payment.id, plan.id)
-        applied = await installments.apply_payment(
-            conn, plan.id, down_payment.amount, at=at, kind="down_payment"
-        )
         postings.append(
             ledger.Posting(
                 kind="payment.received",

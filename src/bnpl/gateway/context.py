@@ -12,7 +12,7 @@ import asyncpg
 from fastapi import Request, Response
 from pydantic import BaseModel
 
-from bnpl import audit
+from bnpl import audit, messaging
 from bnpl.gateway.idempotency import complete, current_claim
 from bnpl.gateway.principals import Principal
 
@@ -94,7 +94,10 @@ async def command(request: Request) -> AsyncIterator[Command]:
                 # the client already): read it in this request's transaction, not up to a
                 # second later. Production has no movable clock and skips the read.
                 await rt.clock.refresh(conn)
-            yield Command(conn, rt, request.state.principal, request_id(request), rt.clock.now())
+            async with messaging.outbox_at_end(conn):  # the request's events: one statement
+                yield Command(
+                    conn, rt, request.state.principal, request_id(request), rt.clock.now()
+                )
     except BaseException:
         # The answer `respond` stored rolled back with the change: the gateway must not
         # take the key for completed (it would stay locked), but store or release it.

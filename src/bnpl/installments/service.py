@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time
+from typing import TypedDict, Unpack
 
 import asyncpg
 
@@ -324,12 +325,44 @@ async def create_plan(
     as 0, for ``pay_in_4``); the plan is ``active`` with every installment
     ``scheduled``. Plan and installments are written in one statement; ``plan.created``
     (data: the plan's public JSON) is emitted. Nothing is charged here: the caller
-    applies a successful down payment with ``apply_payment(kind="down_payment")``.
+    applies a successful down payment with ``apply_payment(kind="down_payment")``, or
+    creates the plan with ``create_plan_paid_down``.
 
     Raises ``PlanExists`` if the checkout already has a plan (the caller's transaction
     stays usable), ``ValueError`` for bad terms (non-positive principal, negative APR,
     unsupported currency, naive ``at``).
     """
+    return to_plan(
+        await _create(
+            conn,
+            checkout_id=checkout_id,
+            consumer_id=consumer_id,
+            merchant_id=merchant_id,
+            kind=kind,
+            principal=principal,
+            currency=currency,
+            apr_bps=apr_bps,
+            authorization_date=authorization_date,
+            payment_method_id=payment_method_id,
+            at=at,
+        )
+    )
+
+
+async def _create(
+    conn: asyncpg.Connection,
+    *,
+    checkout_id: str,
+    consumer_id: str,
+    merchant_id: str,
+    kind: PlanKind,
+    principal: int,
+    currency: str,
+    apr_bps: int,
+    authorization_date: date,
+    payment_method_id: str,
+    at: datetime,
+) -> PlanRecord:
     _require_aware(at)
     kind = PlanKind(kind)
     if currency not in SUPPORTED_CURRENCIES:
@@ -378,9 +411,33 @@ async def create_plan(
     if not kind.has_down_payment:
         # (A pay_in_4's collections are planned when its down payment is applied, next.)
         record = await replan_collections(conn, record)
-    plan = to_plan(record)
-    await events.plan_event(conn, events.PLAN_CREATED, plan, at)
-    return plan
+    await events.plan_event(conn, events.PLAN_CREATED, to_plan(record), at)
+    return record
+
+
+class PlanTerms(TypedDict):
+    """`create_plan`'s terms, for `create_plan_paid_down`."""
+
+    checkout_id: str
+    consumer_id: str
+    merchant_id: str
+    kind: PlanKind
+    principal: int
+    currency: str
+    apr_bps: int
+    authorization_date: date
+    payment_method_id: str
+    at: datetime
+
+
+async def create_plan_paid_down(
+    conn: asyncpg.Connection, *, down_payment: int, **terms: Unpack[PlanTerms]
+) -> PaymentApplication:
+    """`create_plan` (same `terms`), then `apply_payment` of the `down_payment` already
+    charged, on the plan as this transaction just wrote it (no read back, no lock to take):
+    the application, whose `plan` is the new plan."""
+    record = await _create(conn, **terms)
+    return await _apply(conn, record, down_payment, at=terms["at"], kind="down_payment", as_of=None)
 
 
 # --------------------------------------------------------------------------- payments
@@ -423,9 +480,24 @@ async def apply_payment(
     """
     _require_aware(at)
     _require_positive(amount, "payment amount")
+    record = await _locked(conn, plan_id)
+    return await _apply(conn, record, amount, at=at, kind=kind, as_of=as_of)
+
+
+async def _apply(
+    conn: asyncpg.Connection,
+    record: PlanRecord,
+    amount: int,
+    *,
+    at: datetime,
+    kind: PaymentKind,
+    as_of: date | None,
+) -> PaymentApplication:
+    """`apply_payment` on the plan as `record` holds it (locked, or written by this
+    transaction)."""
+    _require_positive(amount, "payment amount")
     if kind not in _PAYMENT_KINDS:
         raise ValueError(f"unknown payment kind {kind!r}")
-    record = await _locked(conn, plan_id)
     if kind == "down_payment" and not record.kind.has_down_payment:
         raise ValueError(f"a {record.kind} plan has no down payment")
     allocation = _allocate(record, amount, kind, as_of or at.date())

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
+from prometheus_client import Counter
 
 from bnpl.gateway.auth import OperatorP
 from bnpl.gateway.context import runtime
@@ -13,6 +14,11 @@ from bnpl.kit.money import SUPPORTED_CURRENCIES
 from bnpl.kit.pagination import Page, PageParams, make_page, page_params
 from bnpl.ledger import checks, service
 from bnpl.ledger.schemas import BalanceList, BalanceOut, CheckOut, EntryOut, LineOut, VerifyOut
+
+# Alerted on when a run fails (deploy/prometheus/alerts.yaml); run hourly by a CronJob.
+VERIFICATIONS = Counter(
+    "bnpl_ledger_verifications_total", "Runs of GET /v1/ledger/verify", ["outcome"]
+)
 
 router = APIRouter(tags=["ledger"])
 
@@ -61,6 +67,7 @@ async def list_balances(request: Request, _: OperatorP, currency: Currency = Non
 async def verify_ledger(request: Request, _: OperatorP) -> VerifyOut:
     """The ledger invariants: the built-in journal checks and those other contexts register."""
     result = await checks.verify(runtime(request).db)
+    VERIFICATIONS.labels("ok" if result.ok else "failed").inc()
     return VerifyOut(
         ok=result.ok,
         checks=[CheckOut(name=c.name, ok=c.ok, detail=c.detail) for c in result.checks],

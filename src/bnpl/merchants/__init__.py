@@ -13,6 +13,8 @@ from bnpl import ledger, messaging
 from bnpl.merchants import bulk as bulk  # sandbox seeding only (POST /v1/sandbox/seed)
 from bnpl.merchants import handlers, service
 from bnpl.merchants.domain import PLAN_RANGES, MerchantConfig, MerchantStatus
+from bnpl.merchants.publishable import repository as publishable_keys
+from bnpl.merchants.publishable.domain import well_formed as _publishable_key_well_formed
 from bnpl.merchants.service import SettlementAccount
 from bnpl.merchants.settlements import repository as settlements
 from bnpl.merchants.settlements.service import PayOutSettlements, SettleDays
@@ -27,6 +29,7 @@ __all__ = [
     "MerchantStatus",
     "SettlementAccount",
     "merchant_config",
+    "publishable_key_merchant",
     "register",
     "settled_out",
     "settlement_account",
@@ -42,6 +45,14 @@ async def merchant_config(conn: asyncpg.Connection, merchant_id: str) -> Merchan
     disabled. Fees: `mdr_bps` and `fixed_fee` per capture; `monthly_apr_bps` for monthly plans.
     """
     return await service.merchant_config(conn, merchant_id)
+
+
+async def publishable_key_merchant(conn: asyncpg.Connection, key: str) -> str | None:
+    """The active merchant whose live publishable key (`pk_test_...`) this is, or None. A
+    publishable key only ever reads offers: it is no credential of the gateway."""
+    if not _publishable_key_well_formed(key):
+        return None
+    return await publishable_keys.resolve(conn, key)
 
 
 async def settlement_account(

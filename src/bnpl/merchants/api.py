@@ -10,6 +10,7 @@ from bnpl.gateway import Merchant, OperatorOrMerchantP, OperatorP, command, runt
 from bnpl.kit.errors import not_found
 from bnpl.kit.pagination import Page, PageParams, make_page, page_params
 from bnpl.merchants import service
+from bnpl.merchants.publishable.api import router as publishable_keys_router
 from bnpl.merchants.schemas import (
     ApiKeyCreated,
     ApiKeyOut,
@@ -19,6 +20,7 @@ from bnpl.merchants.schemas import (
 )
 from bnpl.merchants.settlements.api import router as settlements_router
 from bnpl.merchants.webhooks.api import router as webhooks_router
+from bnpl.merchants.webhooks.failures import router as webhook_failures_router
 
 router = APIRouter(tags=["merchants"])
 
@@ -134,5 +136,7 @@ async def revoke_api_key(merchant_id: str, key_id: str, request: Request, _: Ope
         )
 
 
+router.include_router(publishable_keys_router)
 router.include_router(settlements_router)
 router.include_router(webhooks_router)
+router.include_router(webhook_failures_router)

@@ -1,4 +1,6 @@
-"""`GET /v1/events`: the public events, for merchants (their own) and operators (all)."""
+"""`GET /v1/events`: the public events, for merchants (their own) and operators (all).
+`POST /v1/dead_letters/{consumer}/{event_id}/replay`: an event a consumer gave up on, handed to
+it again, for operators, on either bus backend (the list is `dead_letter_api`)."""
 
 from __future__ import annotations
 
@@ -8,10 +10,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 
-from bnpl.gateway import Merchant, OperatorOrMerchantP, runtime
+from bnpl.gateway import Merchant, OperatorOrMerchantP, OperatorP, runtime
 from bnpl.kit.errors import not_found
 from bnpl.kit.pagination import Page, PageParams, make_page, page_params
-from bnpl.messaging.events import PUBLIC_TYPES, public_event
+from bnpl.messaging.bus import PostgresBus
+from bnpl.messaging.dead_letter_api import router as dead_letters_router
+from bnpl.messaging.events import PUBLIC_TYPES, Event, public_event
+from bnpl.messaging.kafka import KafkaBus
 
 router = APIRouter(tags=["events"])
 
@@ -70,3 +75,38 @@ async def get_event(event_id: str, request: Request, who: OperatorOrMerchantP) -
     return EventOut(
         id=event.event_id, type=event.type, created_at=event.occurred_at, data=dict(event.data)
     )
+
+
+@router.post("/v1/dead_letters/{consumer}/{event_id}/replay", status_code=202)
+async def replay_dead_letter(
+    consumer: str, event_id: str, request: Request, _: OperatorP
+) -> dict[str, str]:
+    """Hand a dead letter to its consumer again (once the cause is mended). On Kafka it goes
+    back through the retry topic; on the PostgreSQL bus it is handled here and now. Failing
+    again, it comes back to the dead letters."""
+    bus: PostgresBus = runtime(request).bus
+    if isinstance(bus, KafkaBus):
+        if not await bus.replay(consumer, event_id):
+            raise not_found("dead letter")
+        return {"status": "replaying"}
+    sub = bus.subscriptions.get(consumer)
+    if sub is None:
+        raise not_found("dead letter")
+    async with bus.db.transaction() as conn:
+        row = await conn.fetchrow(
+            """
+            DELETE FROM messaging.dead_letters d USING messaging.events e
+            WHERE d.consumer = $1 AND d.event_id = $2 AND e.event_id = d.event_id
+            RETURNING e.event_id, e.type, e.aggregate_id, e.data, e.occurred_at, e.merchant_id,
+                      e.consumer_id, e.position
+            """,
+            consumer,
+            event_id,
+        )
+    if row is None:
+        raise not_found("dead letter")
+    await bus._handle(sub, Event.from_row(row))
+    return {"status": "replayed"}
+
+
+router.include_router(dead_letters_router)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
@@ -103,11 +105,40 @@ class NewEvent:
     consumer_id: str | None = None
 
 
+@dataclass(slots=True)
+class _Outbox:
+    """The events of one transaction, held back to be written in one statement at its end."""
+
+    conn: asyncpg.Connection
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
+
+
+_held: ContextVar[_Outbox | None] = ContextVar("bnpl_outbox", default=None)
+
+
+@asynccontextmanager
+async def outbox_at_end(conn: asyncpg.Connection) -> AsyncIterator[None]:
+    """Within the block, events published on `conn` are written when the block ends
+    normally, all in one statement, still inside the caller's transaction (which must not
+    commit before): a request that emits four events makes one round trip, not four. Events
+    published on any other connection are written at once, as always. An exception
+    leaves the held events unwritten, like the transaction they belonged to. The block
+    must not roll back to a savepoint after publishing: the events would survive it."""
+    outbox = _Outbox(conn)
+    token = _held.set(outbox)
+    try:
+        yield
+    finally:
+        _held.reset(token)
+    await _write(conn, outbox.rows)
+
+
 async def publish_many(conn: asyncpg.Connection, events: Sequence[NewEvent]) -> list[str]:
     """Write several events to the outbox in one statement, in this order; their ids.
 
     The rows get ascending ids in the given order, so one aggregate's events keep their
     order; like `publish`, they are delivered only if the caller's transaction commits.
+    Inside `outbox_at_end(conn)` they are written with the block's other events, at its end.
     """
     if not events:
         return []
@@ -116,6 +147,17 @@ async def publish_many(conn: asyncpg.Connection, events: Sequence[NewEvent]) -> 
         (i, e.type, e.aggregate_id, dict(e.data), e.occurred_at, e.merchant_id, e.consumer_id)
         for i, e in zip(ids, events, strict=True)
     ]
+    held = _held.get()
+    if held is not None and held.conn is conn:
+        held.rows.extend(rows)
+    else:
+        await _write(conn, rows)
+    return ids
+
+
+async def _write(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> None:
+    if not rows:
+        return
     await conn.execute(
         """
         INSERT INTO messaging.events
@@ -126,7 +168,6 @@ async def publish_many(conn: asyncpg.Connection, events: Sequence[NewEvent]) -> 
         """,
         rows,  # rows as jsonb (kit.db)
     )
-    return ids
 
 
 async def public_event(conn: asyncpg.Connection, event_id: str) -> Event | None:

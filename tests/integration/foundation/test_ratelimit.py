@@ -125,3 +125,24 @@ async def test_memory_storage_without_redis() -> None:
     assert (await limiter.hit("3/second", "k")).allowed
     await limiter.reset()
     assert (await limiter.hit("1/hour", "k")).remaining == 0
+
+
+async def test_one_round_trip_hits_share_the_librarys_window(redis_url: str) -> None:
+    """`hit` on Redis is one script; the library's own `check` and `clear` see its window."""
+    limiter = RateLimiter(redis_url)
+    key = f"script-{secrets.token_hex(4)}"
+    verdicts = [await limiter.hit("3/minute", key) for _ in range(3)]
+    assert [(v.allowed, v.limit, v.remaining) for v in verdicts] == [
+        (True, 3, 2),
+        (True, 3, 1),
+        (True, 3, 0),
+    ]
+    assert all(55 <= v.reset_after <= 60 for v in verdicts)
+    refused = await limiter.hit("3/minute", key)
+    assert (refused.allowed, refused.remaining) == (False, 0)
+    assert refused.headers()["Retry-After"] == str(refused.reset_after)
+    checked = await limiter.check("3/minute", key)  # the library's path, on the same list
+    assert (checked.allowed, checked.remaining) == (False, 0)
+    await limiter.clear("3/minute", key)
+    again = await limiter.hit("3/minute", key)
+    assert (again.allowed, again.remaining) == (True, 2)
