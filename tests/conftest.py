@@ -7,6 +7,7 @@ are started here. Every run gets a database of its own, created fresh and droppe
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import subprocess
@@ -26,10 +27,27 @@ from bnpl.app import create_app
 from bnpl.bench.platform import free_port
 from bnpl.config import Settings
 from bnpl.kit.embedded import valkey_command
+from bnpl.logs import json_lines
 from bnpl.runtime import Runtime
 from tests.support import Api, fresh_database
 
 ADMIN_TOKEN = "test-admin-token"
+
+# Every log line of the run, as the platform writes them in production (JSON, INFO and up),
+# kept for the suite-end scan for secrets (tests/test_suite_end.py).
+LOG_FILE = Path(tempfile.gettempdir()) / f"bnpl-test-{os.getpid()}.log"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    LOG_FILE.write_text("")
+    # Appending: uvicorn's logging set-up closes every handler, and a closed "w" handler
+    # never reopens its file.
+    logging.getLogger().addHandler(json_lines(logging.FileHandler(LOG_FILE, "a", "utf-8")))
+    logging.getLogger("bnpl").setLevel(logging.INFO)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    LOG_FILE.unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="session")

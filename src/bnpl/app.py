@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -12,6 +13,7 @@ import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bnpl import contexts
@@ -20,7 +22,7 @@ from bnpl.config import Settings
 from bnpl.gateway import CredentialResolvers
 from bnpl.gateway.idempotency import IdempotencyStore
 from bnpl.gateway.middleware import GatewayMiddleware
-from bnpl.gateway.openapi import install_openapi
+from bnpl.gateway.openapi import guarded_paths, install_openapi
 from bnpl.gateway.server import configure_shared_port_protocol
 from bnpl.kit.crypto import field_cipher
 from bnpl.kit.errors import FieldError, ProblemError, problem_body
@@ -54,6 +56,16 @@ def _field_path(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
+def _allowed(request: Request) -> list[str]:
+    """Every method some route serves at this request's path (the `Allow` of a 405)."""
+    path = request.url.path
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.routes):
+        if route.path_regex is not None and route.path_regex.match(path):
+            methods.update(route.methods or ())
+    return sorted(methods)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ProblemError)
     async def _problem(_: Request, exc: ProblemError) -> JSONResponse:
@@ -84,10 +96,14 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthenticated"}
         code = codes.get(exc.status_code, "http_error")
         headers = dict(exc.headers) if exc.headers else None
+        if exc.status_code == 405:
+            # Starlette names only the methods of the first route whose path matched; a path
+            # served by several routes (GET and PATCH /v1/merchants/{id}) allows them all.
+            headers = {**(headers or {}), "Allow": ", ".join(_allowed(request))}
         return _problem_response(exc.status_code, code, str(exc.detail), headers=headers)
 
     @app.exception_handler(Exception)
@@ -124,6 +140,14 @@ def create_app(
         description="Buy now, pay later: checkouts, credit decisions, installment plans.",
         lifespan=lifespan,
     )
+    guarded: list[tuple[re.Pattern[str], frozenset[str]]] = []
+
+    def needs_credentials(method: str, path: str) -> bool:
+        """Whether a guard protects the route of `method path` (routes read once)."""
+        if not guarded:
+            guarded.extend(guarded_paths(app.routes))
+        return any(method in methods and rx.match(path) for rx, methods in guarded)
+
     app.add_middleware(
         GatewayMiddleware,
         admin_token=settings.admin_token,
@@ -134,6 +158,7 @@ def create_app(
         consumer_rule=settings.rate_limit_consumer,
         max_body_bytes=settings.max_body_bytes,
         body_timeout_s=settings.http_body_timeout_s,
+        needs_credentials=needs_credentials,
     )
     install_error_handlers(app)
     install_openapi(app)

@@ -30,7 +30,7 @@ def _settings() -> Settings:
 
 
 def _announce(settings: Settings, host: str, port: int) -> None:
-    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104 (a comparison)
     typer.echo(f"BNPL API on http://{shown}:{port}  (docs: http://{shown}:{port}/docs)", err=True)
     typer.echo(f"operator token: Authorization: Bearer {settings.admin_token}", err=True)
 

@@ -40,7 +40,7 @@ class Settings(BaseSettings):
     # `<data_dir>/lake`.
     lake_url: str | None = None
     smtp_url: str | None = None
-    admin_token: str = "sandbox-admin-token"
+    admin_token: str = "sandbox-admin-token"  # noqa: S105 (sandbox only; refused in production)
     data_dir: Path = Path(".bnpl")
     # The platform's URL as browsers reach it (the hosted checkout's `redirect_url`); unset:
     # the URL each request came to.
@@ -123,7 +123,7 @@ class Settings(BaseSettings):
                 for name in ("jwt_secret", "encryption_key", "database_url")
                 if getattr(self, name) is None
             ]
-            if missing or self.admin_token == "sandbox-admin-token":
+            if missing or self.admin_token == "sandbox-admin-token":  # noqa: S105
                 raise ValueError(f"production needs BNPL_ settings: {missing or ['admin_token']}")
         return self
 

@@ -16,17 +16,24 @@ class _RequestIdFilter(logging.Filter):
         return True
 
 
-def configure_logging(level: str = "INFO", json_logs: bool = True) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+def json_lines(handler: logging.Handler) -> logging.Handler:
+    """`handler` writing the platform's JSON lines (the request id and every extra field)."""
     handler.addFilter(_RequestIdFilter())
-    if json_logs:
-        handler.setFormatter(
-            JsonFormatter(
-                "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
-                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
-            )
+    handler.setFormatter(
+        JsonFormatter(
+            "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
+            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
         )
+    )
+    return handler
+
+
+def configure_logging(level: str = "INFO", json_logs: bool = True) -> None:
+    handler: logging.Handler = logging.StreamHandler(sys.stderr)
+    if json_logs:
+        handler = json_lines(handler)
     else:
+        handler.addFilter(_RequestIdFilter())
         handler.setFormatter(
             logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
         )

@@ -17,7 +17,7 @@ from bnpl.bench.http import Http
 
 CONSUMERS_PER_CALL = 50_000  # the endpoint's most per call
 MERCHANTS_PER_CALL = 10_000
-PASSWORD = "bench password, shared"  # every seeded consumer's (logins use it)
+PASSWORD = "bench password, shared"  # every seeded consumer's (logins use it)  # noqa: S105
 SEED_TIMEOUT_S = 600.0
 CALLS_IN_FLIGHT = 2
 GOOD_CARD = "4242424242424242"  # the sandbox gateway's card whose every charge succeeds

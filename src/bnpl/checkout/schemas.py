@@ -6,12 +6,13 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, StrictInt
+from pydantic import BaseModel, Field
 
 from bnpl.checkout.domain import Checkout, PlanOption
-from bnpl.kit.money import MAX_AMOUNT
+from bnpl.kit.money import MAX_AMOUNT, SUPPORTED_CURRENCIES
+from bnpl.kit.wire import Integer
 
-Amount = Annotated[StrictInt, Field(gt=0, le=MAX_AMOUNT)]
+Amount = Annotated[Integer, Field(gt=0, le=MAX_AMOUNT)]
 
 
 class PlanName(StrEnum):
@@ -23,13 +24,18 @@ class PlanName(StrEnum):
 class Item(BaseModel):
     name: str = Field(min_length=1, max_length=255)
     sku: str | None = Field(default=None, max_length=128)
-    quantity: Annotated[StrictInt, Field(ge=1, le=100_000)]
-    unit_price: Annotated[StrictInt, Field(ge=0, le=MAX_AMOUNT)]
+    quantity: Annotated[Integer, Field(ge=1, le=100_000)]
+    unit_price: Annotated[Integer, Field(ge=0, le=MAX_AMOUNT)]
 
 
 class CheckoutCreate(BaseModel):
     amount: Amount
-    currency: str = Field(min_length=3, max_length=3)
+    # Documented as the supported codes; another is answered 422 `unsupported_currency`.
+    currency: str = Field(
+        min_length=3,
+        max_length=3,
+        json_schema_extra={"enum": list(sorted(SUPPORTED_CURRENCIES))},
+    )
     merchant_reference: str | None = Field(default=None, max_length=255)
     items: list[Item] | None = Field(default=None, max_length=500)
     consumer_email: str | None = Field(

@@ -5,6 +5,7 @@ body limits (`gateway/body.py`) hold for everything inside it."""
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import logging
@@ -123,6 +124,7 @@ class GatewayMiddleware:
         consumer_rule: str,
         max_body_bytes: int = 1024 * 1024,
         body_timeout_s: float = 30.0,
+        needs_credentials: Callable[[str, str], bool] = lambda method, path: False,
     ) -> None:
         self.app = app
         self.admin_token = admin_token
@@ -133,6 +135,7 @@ class GatewayMiddleware:
         self.consumer_rule = consumer_rule
         self.max_body_bytes = max_body_bytes
         self.body_timeout_s = body_timeout_s
+        self.needs_credentials = needs_credentials
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -258,9 +261,15 @@ class GatewayMiddleware:
                 return
 
         key = headers.get("idempotency-key")
-        # Bad credentials always end in a 401: storing it would only let anyone without
-        # credentials fill the key store.
-        if scope["method"] != "POST" or key is None or isinstance(principal, InvalidCredentials):
+        # Bad credentials always end in a 401, and so do none on a route that needs them:
+        # storing it would only let anyone without credentials fill the key store (and answer
+        # the next such request 409 `idempotency_key_reused` instead of 401).
+        if (
+            scope["method"] != "POST"
+            or key is None
+            or isinstance(principal, InvalidCredentials)
+            or (isinstance(principal, Anonymous) and self.needs_credentials("POST", scope["path"]))
+        ):
             await self.app(scope, receive, send)
             return
         if not _valid_idempotency_key(key):
@@ -319,7 +328,7 @@ class GatewayMiddleware:
         body = await _read_body(receive)
         if body is None:
             return  # the client left, or the body was refused (413/408): nothing to claim
-        owner = principal.owner
+        owner = _key_owner(principal, scope["path"])
         store = self.idempotency()
         decision = await store.claim(owner, key, request_hash(scope["method"], scope["path"], body))
         if isinstance(decision, StoredResponse):
@@ -374,13 +383,25 @@ class GatewayMiddleware:
             current_claim.reset(claim_token)
         if claim.completed:
             return
-        if captured["status"] >= 500 or captured["status"] == 429:
-            # Not processed (a failure, overload, or a rate limit): the same key may be
-            # retried once the client has waited, and must then really run.
+        if captured["status"] >= 500 or captured["status"] in (401, 429):
+            # Not processed (a failure, overload, a rate limit, or no credentials for a route
+            # that needs them): the same key may be retried once the client has waited or
+            # signed in, and must then really run. A stored 401 would also answer the next
+            # credential-less request with the key 409 `idempotency_key_reused` instead of 401.
             await store.release(claim)
         else:
             # Answered without a business change (validation, conflicts): store the answer.
             await store.store(claim, captured["status"], bytes(captured["body"]))
+
+
+def _key_owner(principal: Principal, path: str) -> str:
+    """Whose Idempotency-Keys a request's key is among. Clients without credentials are not
+    one principal: their keys are kept per path (sign-up, login, refresh), so that one
+    client's key for a public route never collides with another's, or with a request to a
+    route that needs credentials (answered 401 every time, never stored)."""
+    if isinstance(principal, Anonymous):
+        return "anonymous:" + hashlib.sha256(path.encode()).hexdigest()[:32]
+    return principal.owner
 
 
 async def _read_body(receive: Receive) -> bytes | None:

@@ -7,6 +7,7 @@ That is written into the generated document here, once, instead of on every rout
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -111,8 +112,12 @@ PARAMETERS: Spec = {
         "name": "X-Request-Id",
         "in": "header",
         "required": False,
-        "description": "Echoed in the answer's `X-Request-Id` and kept in audit records.",
-        "schema": {"type": "string", "maxLength": MAX_REQUEST_ID_LENGTH},
+        # Any value is accepted: a tracing header never makes a request fail. One of 1-1024
+        # printable ASCII characters is echoed and kept in audit records; another is replaced.
+        "description": "Echoed in the answer's `X-Request-Id` and kept in audit records when "
+        f"it is 1-{MAX_REQUEST_ID_LENGTH} printable ASCII characters; any other value is "
+        "replaced by a new id (the request is not refused).",
+        "schema": {"type": "string"},
     },
 }
 
@@ -166,6 +171,17 @@ def admitted_principals(routes: Sequence[BaseRoute]) -> dict[Operation, tuple[st
     return found
 
 
+def guarded_paths(routes: Sequence[BaseRoute]) -> list[tuple[re.Pattern[str], frozenset[str]]]:
+    """(path regex, methods) of every route a guard protects: those that need credentials."""
+    found = []
+    for route in iter_route_contexts(routes):
+        if not isinstance(route.original_route, APIRoute) or route.path_regex is None:
+            continue
+        if any(c in ADMITTED for c in _calls(route.dependant)):
+            found.append((route.path_regex, frozenset(route.methods or ())))
+    return found
+
+
 def _calls(dependant: Dependant) -> Iterator[Callable[..., Any]]:
     for dependency in dependant.dependencies:
         if dependency.call is not None:
@@ -188,7 +204,33 @@ def describe_gateway(spec: Spec, admitted: dict[Operation, tuple[str, ...]]) -> 
         for method in _METHODS:
             if method in item:
                 _describe(item[method], path, method, admitted.get((path, method), ()))
+                for parameter in item[method].get("parameters", []):
+                    _no_nul(parameter.get("schema", {}))
+    for schema in schemas.values():
+        _no_nul(schema)
     return spec
+
+
+# PostgreSQL cannot store NUL in text: the gateway refuses it in a URL (400) and a body that
+# holds one is refused before it changes anything (422), so no string of the API admits it.
+NO_NUL = "^[^\\u0000]*$"
+
+
+def _no_nul(schema: Spec) -> None:
+    """Write "no NUL" into every free-form string of `schema` (one without a pattern, an
+    enum or a constant of its own; those that have one are checked as they say)."""
+    if not isinstance(schema, dict) or "$ref" in schema:
+        return
+    if schema.get("type") == "string" and not {"pattern", "enum", "const"} & set(schema):
+        schema["pattern"] = NO_NUL
+    for key in ("anyOf", "oneOf", "allOf", "prefixItems"):
+        for sub in schema.get(key, []):
+            _no_nul(sub)
+    for key in ("items", "additionalProperties", "not"):
+        if isinstance(schema.get(key), dict):
+            _no_nul(schema[key])
+    for sub in schema.get("properties", {}).values():
+        _no_nul(sub)
 
 
 def _describe(operation: Spec, path: str, method: str, principals: tuple[str, ...]) -> None:

@@ -34,6 +34,7 @@ from bnpl.identity.events import (
     PAYMENT_METHOD_REMOVED,
     PUBLIC_TYPES,
 )
+from bnpl.identity.schemas import PASSWORD_LENGTH
 
 if TYPE_CHECKING:
     from bnpl.gateway import Consumer
@@ -43,6 +44,7 @@ __all__ = [
     "CONSUMER_KYC_REJECTED",
     "CONSUMER_KYC_VERIFIED",
     "CONSUMER_REGISTERED",
+    "PASSWORD_LENGTH",
     "PAYMENT_METHOD_ADDED",
     "PAYMENT_METHOD_REMOVED",
     "PUBLIC_TYPES",

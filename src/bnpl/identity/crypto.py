@@ -177,7 +177,7 @@ def read_access_token(key: bytes, token: str) -> AccessClaims | None:
     return AccessClaims(sub, sid)
 
 
-REFRESH_TOKEN_PREFIX: Final = "rt_"
+REFRESH_TOKEN_PREFIX: Final = "rt_"  # noqa: S105 (a prefix)
 
 
 def new_refresh_token() -> str:

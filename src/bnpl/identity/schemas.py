@@ -10,9 +10,11 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, StrictInt, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints
+from pydantic.config import JsonDict
 
-from bnpl.identity.domain import KycStatus
+from bnpl.identity.domain import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, KycStatus
+from bnpl.kit.wire import Integer
 
 # The currency of credit limits. A consumer's credit is one amount in the platform's home
 # currency; plans in other currencies count against it at face value (DOMAIN.md supports only
@@ -20,6 +22,9 @@ from bnpl.identity.domain import KycStatus
 CREDIT_CURRENCY = "USD"
 # The highest credit limit an operator may set: 100x the largest plan (DOMAIN.md).
 MAX_CREDIT_LIMIT = 100_000_000
+
+# The password policy's length, documented (the service answers 422 `weak_password`).
+PASSWORD_LENGTH: JsonDict = {"minLength": MIN_PASSWORD_LENGTH, "maxLength": MAX_PASSWORD_LENGTH}
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 Email = Annotated[
@@ -55,7 +60,10 @@ class Address(_Request):
 class ConsumerCreate(_Request):
     email: Email
     phone: Phone | None = Field(default=None, description="E.164, e.g. +14155550100")
-    password: SecretStr = Field(description="At least 10 characters.")
+    # The length is checked by the service (422 `weak_password`), and documented here.
+    password: SecretStr = Field(
+        description="At least 10 characters.", json_schema_extra=PASSWORD_LENGTH
+    )
     first_name: Name
     last_name: Name
     date_of_birth: date
@@ -78,7 +86,7 @@ class ConsumerOut(BaseModel):
 
 
 class CreditLimitSet(_Request):
-    amount: Annotated[StrictInt, Field(ge=0, le=MAX_CREDIT_LIMIT)]
+    amount: Annotated[Integer, Field(ge=0, le=MAX_CREDIT_LIMIT)]
     currency: Literal["USD"] = Field(
         default="USD", description="Optional; credit limits are in USD."
     )
@@ -96,14 +104,14 @@ class RefreshRequest(_Request):
 class TokenPair(BaseModel):
     access_token: str
     refresh_token: str
-    token_type: Literal["Bearer"] = "Bearer"
+    token_type: Literal["Bearer"] = "Bearer"  # noqa: S105 (a scheme)
     expires_in: int
 
 
 class CardIn(_Request):
     number: Annotated[SecretStr, Field(max_length=32)]
-    exp_month: StrictInt
-    exp_year: StrictInt
+    exp_month: Integer
+    exp_year: Integer
     cvc: Annotated[SecretStr, Field(max_length=8)]
 
 

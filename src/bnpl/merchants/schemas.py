@@ -1,8 +1,10 @@
 """Request and response models of the merchants API.
 
-Numbers are strict integers (a string or a float is refused, never coerced: money and rates
-are integers of minor units and basis points). Unknown fields are refused so that a typo in a
-config field never silently leaves the default in force.
+Numbers are integers (a string or a fraction is refused, never coerced: money and rates are
+integers of minor units and basis points; a whole JSON number such as `30.0` is that integer,
+`kit.wire.Integer`). The OpenAPI document states the same rules as the validators (patterns,
+the country codes), so that a request valid by the document is valid here. Unknown fields are
+refused so that a typo in a config field never silently leaves the default in force.
 """
 
 from __future__ import annotations
@@ -10,11 +12,11 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from bnpl.kit.money import MAX_AMOUNT
+from bnpl.kit.wire import Integer
 from bnpl.merchants.domain import (
     CONFIG_FIELDS,
     COUNTRIES,
@@ -27,7 +29,11 @@ from bnpl.merchants.domain import (
 PlanName = Literal["pay_in_4", "monthly_6", "monthly_12"]
 Currency = Literal["USD", "EUR", "GBP", "CAD", "AUD"]  # kit.money.SUPPORTED_CURRENCIES
 
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
+_EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s.]+$"
+_EMAIL = re.compile(_EMAIL_PATTERN)
+# An http(s) URL with a host name (or IPv4 address) and an optional port, path, query.
+_WEBSITE_PATTERN = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?([/?#]\S*)?$"
+_WEBSITE = re.compile(_WEBSITE_PATTERN)
 
 
 def _country(value: str) -> str:
@@ -43,24 +49,31 @@ def _email(value: str) -> str:
 
 
 def _website(value: str) -> str:
-    try:
-        parts = urlsplit(value)
-    except ValueError as exc:
-        raise ValueError("must be an http(s) URL") from exc
-    if (
-        parts.scheme not in ("http", "https")
-        or not parts.hostname
-        or any(c.isspace() for c in value)
-    ):
+    if not _WEBSITE.match(value) or any(c.isspace() for c in value):
         raise ValueError("must be an http(s) URL, e.g. https://shop.example")
     return value
 
 
-Bps = Annotated[int, Field(strict=True, ge=0, le=MAX_BPS)]
-Amount = Annotated[int, Field(strict=True, ge=0, le=MAX_AMOUNT)]
-Country = Annotated[str, StringConstraints(min_length=2, max_length=2), AfterValidator(_country)]
-Email = Annotated[str, StringConstraints(min_length=3, max_length=254), AfterValidator(_email)]
-Website = Annotated[str, StringConstraints(max_length=2048), AfterValidator(_website)]
+Bps = Annotated[Integer, Field(ge=0, le=MAX_BPS)]
+Amount = Annotated[Integer, Field(ge=0, le=MAX_AMOUNT)]
+Country = Annotated[
+    str,
+    StringConstraints(min_length=2, max_length=2),
+    AfterValidator(_country),
+    Field(json_schema_extra={"enum": sorted(COUNTRIES)}),
+]
+Email = Annotated[
+    str,
+    StringConstraints(min_length=3, max_length=254),
+    AfterValidator(_email),
+    Field(json_schema_extra={"pattern": _EMAIL_PATTERN}),
+]
+Website = Annotated[
+    str,
+    StringConstraints(max_length=2048),
+    AfterValidator(_website),
+    Field(json_schema_extra={"pattern": _WEBSITE_PATTERN}),
+]
 
 
 class ConfigIn(BaseModel):
@@ -70,7 +83,7 @@ class ConfigIn(BaseModel):
 
     plans: Annotated[list[PlanName], Field(min_length=1, max_length=10)] | None = None
     mdr_bps: Bps | None = None
-    fixed_fee: Annotated[int, Field(strict=True, ge=0, le=MAX_FIXED_FEE)] | None = None
+    fixed_fee: Annotated[Integer, Field(ge=0, le=MAX_FIXED_FEE)] | None = None
     monthly_apr_bps: Bps | None = None
     min_amount: Amount | None = None
     max_amount: Amount | None = None

@@ -6,7 +6,7 @@ import asyncio
 import logging
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 
 from bnpl.gateway import MetricsReader, runtime
@@ -47,7 +47,7 @@ async def readyz(request: Request) -> Response:
     )
 
 
-@router.get("/metrics", dependencies=[MetricsReader])
+@router.get("/metrics", dependencies=[MetricsReader], response_class=PlainTextResponse)
 async def metrics(request: Request) -> Response:
     """Prometheus text format. For the operator token, or `BNPL_METRICS_TOKEN` when set
     (request counts and latencies per route are not for everyone to read). The bus's depth

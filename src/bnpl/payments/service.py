@@ -179,7 +179,7 @@ async def _with_retries(
             retry=retry_if_result(lambda r: r.outcome is ChargeOutcome.TRANSIENT),
             retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
         )
-        await asyncio.sleep(min(max_wait, 0.05 + random.uniform(0, 0.05)))
+        await asyncio.sleep(min(max_wait, 0.05 + random.uniform(0, 0.05)))  # noqa: S311 (jitter)
         result = await retrying(once)
     failure = classify(result)
     return Settlement(

@@ -11,6 +11,7 @@ from bnpl import installments
 from bnpl.gateway import OperatorP, follow_sandbox_clock, runtime
 from bnpl.kit.errors import validation_error
 from bnpl.kit.money import SUPPORTED_CURRENCIES
+from bnpl.kit.wire import Timestamp
 from bnpl.reporting.facts import flows
 
 router = APIRouter(tags=["reports"])
@@ -50,8 +51,8 @@ def _rate(part: int, whole: int) -> float:
 async def summary(
     request: Request,
     _: OperatorP,
-    start: Annotated[AwareDatetime | None, Query(alias="from")] = None,
-    to: Annotated[AwareDatetime | None, Query()] = None,
+    start: Annotated[Timestamp | None, Query(alias="from")] = None,
+    to: Annotated[Timestamp | None, Query()] = None,
     merchant_id: Annotated[str | None, Query(max_length=64)] = None,
     currency: Annotated[str, Query(min_length=3, max_length=3)] = "USD",
 ) -> Summary:

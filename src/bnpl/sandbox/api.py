@@ -8,12 +8,13 @@ from typing import Annotated, Any, Protocol, runtime_checkable
 
 import isodate
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from bnpl import identity
 from bnpl.gateway import OperatorP, command, runtime
 from bnpl.kit.clock import ClockError, wall_now
 from bnpl.kit.errors import ProblemError, not_found, validation_error
+from bnpl.kit.wire import Timestamp
 from bnpl.providers import ProviderUnavailable
 from bnpl.sandbox import seed
 
@@ -41,10 +42,20 @@ router = APIRouter(tags=["sandbox"], dependencies=[Depends(sandbox_only)])
 
 
 class ClockMove(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Exactly one of the two, as the document says (`oneOf`), so that a body valid by the
+    # document is valid here.
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["advance"], "properties": {"advance": {"type": "string"}}},
+                {"required": ["to"], "properties": {"to": {"type": "string"}}},
+            ]
+        },
+    )
 
     advance: str | None = Field(default=None, max_length=64, examples=["P14D"])
-    to: AwareDatetime | None = None
+    to: Timestamp | None = None
 
     @model_validator(mode="after")
     def _one_of(self) -> ClockMove:
@@ -114,7 +125,11 @@ class GatewayCharges(BaseModel):
     data: list[GatewayCharge]
 
 
-@router.get("/v1/sandbox/gateway/charges", response_model=GatewayCharges)
+@router.get(
+    "/v1/sandbox/gateway/charges",
+    response_model=GatewayCharges,
+    responses={404: {"description": "No such payment method (`not_found`)."}},
+)
 async def gateway_charges(
     request: Request,
     _: OperatorP,

@@ -30,6 +30,7 @@ from bnpl import credit, identity, merchants
 from bnpl.gateway import command, runtime
 from bnpl.kit.clock import wall_now
 from bnpl.kit.errors import FieldError, ProblemError, not_found
+from bnpl.kit.wire import Integer
 from bnpl.providers import CardRejected, CardToken, ProviderUnavailable
 from bnpl.providers.bureau import BureauReport, BureauSubject
 
@@ -61,9 +62,9 @@ class SandboxBureau(Protocol):
 class SeedRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
-    merchants: int = Field(default=0, ge=0, le=MAX_MERCHANTS)
-    consumers: int = Field(default=0, ge=0, le=MAX_CONSUMERS)
-    risky: int = Field(
+    merchants: Integer = Field(default=0, ge=0, le=MAX_MERCHANTS)
+    consumers: Integer = Field(default=0, ge=0, le=MAX_CONSUMERS)
+    risky: Integer = Field(
         default=0,
         ge=0,
         le=MAX_CONSUMERS,
@@ -75,7 +76,9 @@ class SeedRequest(BaseModel):
         description="The test card every consumer gets (its own token each).",
     )
     password: SecretStr = Field(
-        default=SecretStr("correct horse battery"), description="Every consumer's password."
+        default=SecretStr("correct horse battery"),
+        description="Every consumer's password.",
+        json_schema_extra=identity.PASSWORD_LENGTH,
     )
 
 
@@ -97,7 +100,7 @@ class SeededConsumerOut(BaseModel):
 class SeedOut(BaseModel):
     merchants: list[SeededMerchantOut]
     consumers: list[SeededConsumerOut]
-    token_type: str = "Bearer"
+    token_type: str = "Bearer"  # noqa: S105 (a scheme)
     expires_in: int = Field(description="Seconds the access tokens live.")
 
 

@@ -139,7 +139,7 @@ MALFORMED: list[Any] = [
     {"amount": 10**30, "currency": "USD"},
     {"amount": 2**63, "currency": "USD"},
     {"amount": 400.5, "currency": "USD"},
-    {"amount": 40000.0, "currency": "USD"},
+    {"amount": 40000.25, "currency": "USD"},  # a whole 40000.0 is the integer (kit.wire)
     {"amount": "40000", "currency": "USD"},
     {"amount": True, "currency": "USD"},
     {"amount": None, "currency": "USD"},
@@ -157,7 +157,7 @@ MALFORMED: list[Any] = [
     {
         "amount": 40_000,
         "currency": "USD",
-        "items": [{"name": "Tent", "quantity": 1, "unit_price": 4e4}],
+        "items": [{"name": "Tent", "quantity": 1, "unit_price": 4e4 + 0.5}],
     },
     {"amount": 40_000, "currency": "USD", "consumer_email": "not an email"},
     [],

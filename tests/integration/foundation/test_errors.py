@@ -47,6 +47,20 @@ async def test_wrong_method_is_a_405_problem(client: httpx.AsyncClient) -> None:
     assert_problem_shape(body)
 
 
+async def test_a_405_allows_every_method_served_at_the_path(client: httpx.AsyncClient) -> None:
+    """Found by schemathesis (allow_header_conformance): GET and PATCH /v1/merchants/{id} are
+    two routes, and Starlette's `Allow` named only the first one's method."""
+    cases = {
+        "/v1/merchants/mer_x": "GET, PATCH",
+        "/v1/webhook_endpoints/whe_x": "DELETE, GET",
+        "/v1/checkouts": "GET, POST",
+    }
+    for path, allow in cases.items():
+        r = await client.request("PUT", path)
+        assert_problem(r, 405, "method_not_allowed")
+        assert r.headers["allow"] == allow, (path, r.headers)
+
+
 async def test_unexpected_exception_is_a_500_problem_without_details(probe_app: Probe) -> None:
     r = await probe_app.client.get("/probe/boom", headers={"X-Request-Id": "boom-1"})
     body = assert_problem(r, 500, "internal_error")

@@ -219,6 +219,46 @@ async def test_invalid_credentials_never_touch_the_key_store(probe_app: Probe) -
     assert stored == 0
 
 
+async def test_no_credentials_answer_401_under_a_key_every_time(probe_app: Probe) -> None:
+    """Found by schemathesis (missing_required_header): an anonymous request's 401 was stored
+    under its key, so the next anonymous request with that key and another body got 409
+    `idempotency_key_reused` instead of 401. A 401 is not stored: the key stays free."""
+    k = key()
+    for amount in (100, 200, 100):
+        r = await probe_app.client.post(
+            "/probe/widgets", json=widget(amount=amount), headers={"Idempotency-Key": k}
+        )
+        assert_problem(r, 401, "unauthenticated")
+        assert "idempotent-replayed" not in r.headers
+    stored = await probe_app.rt.db.fetchval(
+        "SELECT count(*) FROM gateway.idempotency_keys WHERE key = $1", k
+    )
+    assert stored == 0
+    # Nor does an answer stored for the key on a public route (keys of clients without
+    # credentials are kept per path).
+    r = await probe_app.client.post("/v1/consumers", json={}, headers={"Idempotency-Key": k})
+    assert_problem(r, 422, "validation_error")
+    r = await probe_app.client.post("/probe/widgets", json=widget(), headers={"Idempotency-Key": k})
+    assert_problem(r, 401, "unauthenticated")
+    r = await probe_app.client.post("/v1/consumers", json={}, headers={"Idempotency-Key": k})
+    assert r.headers["idempotent-replayed"] == "true"
+    # Nor an answer that came before the route's guard (a body that is not JSON): a route
+    # that needs credentials never stores anything for a request without them.
+    other, hooks = key(), "/v1/webhook_endpoints"
+    r = await probe_app.client.post(
+        hooks,
+        content=b"{not json",
+        headers={"Idempotency-Key": other, "content-type": "application/json"},
+    )
+    assert_problem(r, 400, "validation_error")
+    r = await probe_app.client.post(
+        hooks,
+        json={"url": "https://x.example", "events": ["*"]},
+        headers={"Idempotency-Key": other},
+    )
+    assert_problem(r, 401, "unauthenticated")
+
+
 async def test_a_key_expires_after_24_hours(probe_app: Probe) -> None:
     client, k = Client.merchant(probe_app), key()
     first = await client.post(widget(amount=100), k)

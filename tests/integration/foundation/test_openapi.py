@@ -8,7 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import PROBLEM
+from tests.conftest import ADMIN_TOKEN
+from tests.support import PROBLEM, assert_problem, bearer
 
 PROBLEM_REF = "#/components/schemas/Problem"
 METHODS = ("get", "put", "post", "delete", "patch")
@@ -124,3 +125,37 @@ def test_operations_with_a_path_id_document_404(doc: dict[str, Any]) -> None:
             assert_problem_response(operation, "404")
         if method in ("post", "put", "patch", "delete"):
             assert_problem_response(operation, "409")
+
+
+def test_the_document_states_what_the_validators_enforce(doc: dict[str, Any]) -> None:
+    """Found by schemathesis: the document promised less or more than the API does."""
+    request_id = resolve(doc, {"$ref": "#/components/parameters/RequestId"})
+    assert request_id["schema"] == {"type": "string"}  # any value: replaced, never refused
+    metrics = doc["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
+    assert set(metrics) == {"text/plain"}
+    assert "404" in doc["paths"]["/v1/sandbox/gateway/charges"]["get"]["responses"]
+    schemas = doc["components"]["schemas"]
+    password = schemas["ConsumerCreate"]["properties"]["password"]
+    assert (password["minLength"], password["maxLength"]) == (10, 1024)
+    assert "oneOf" in schemas["ClockMove"]
+    currency = schemas["CheckoutCreate"]["properties"]["currency"]
+    assert currency["enum"] == ["AUD", "CAD", "EUR", "GBP", "USD"]
+    merchant = schemas["MerchantCreate"]["properties"]
+    assert "US" in merchant["country"]["enum"] and "pattern" in merchant["email"]
+    # NUL is refused in URLs (400) and bodies (422): no free-form string admits it.
+    no_nul = "^[^\\u0000]*$"
+    assert schemas["ConsumerCreate"]["properties"]["first_name"]["pattern"] == no_nul
+    read = doc["paths"]["/v1/checkouts/{checkout_id}"]["get"]["parameters"][0]
+    assert read["schema"]["pattern"] == no_nul
+
+
+async def test_a_date_time_is_an_rfc_3339_string_not_a_number(client: httpx.AsyncClient) -> None:
+    """Found by schemathesis: `?to=0.5` was taken as half a second after 1970."""
+    operator = bearer(ADMIN_TOKEN)
+    for query in ("to=0.5", "from=1700000000", "to=2026-12-09"):
+        r = await client.get(f"/v1/reports/summary?{query}", headers=operator)
+        assert_problem(r, 422, "validation_error")
+    r = await client.get("/v1/reports/summary?to=2026-12-09T00:00:00Z", headers=operator)
+    assert r.status_code == 200, r.text
+    r = await client.post("/v1/sandbox/clock", json={"to": 1e10}, headers=operator)
+    assert_problem(r, 422, "validation_error")

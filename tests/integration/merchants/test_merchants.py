@@ -84,7 +84,7 @@ async def test_partial_config_keeps_other_defaults_and_range_follows_plans(api: 
         ({"mdr_bps": "399"}, "config.mdr_bps"),
         ({"mdr_bps": 3.99}, "config.mdr_bps"),
         ({"fixed_fee": True}, "config.fixed_fee"),
-        ({"min_amount": 1000.0}, "config.min_amount"),
+        ({"min_amount": 1000.5}, "config.min_amount"),
         ({"mdr": 399}, "config.mdr"),
     ],
 )
@@ -94,6 +94,19 @@ async def test_invalid_config_is_422(api: Api, config: dict[str, Any], field: st
     )
     body = assert_problem(r, 422, "validation_error")
     assert field in [e["field"] for e in body["errors"]], body
+
+
+async def test_a_whole_json_number_is_that_integer(api: Api) -> None:
+    """JSON has one number type: `1000.0` is the integer 1000 (JSON Schema agrees, and
+    schemathesis sends it as a valid integer); a fraction is still refused (above)."""
+    config = {"min_amount": 5000.0, "mdr_bps": 250.0, "fixed_fee": 0.0}
+    r = await api.client.post(
+        "/v1/merchants", json=api.merchant_payload(config=config), headers=api.operator
+    )
+    assert r.status_code == 201, r.text
+    body = r.json()["config"]
+    assert (body["min_amount"], body["mdr_bps"], body["fixed_fee"]) == (5000, 250, 0)
+    assert all(type(body[k]) is int for k in ("min_amount", "mdr_bps", "fixed_fee"))
 
 
 @pytest.mark.parametrize(

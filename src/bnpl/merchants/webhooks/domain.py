@@ -16,7 +16,7 @@ from urllib.parse import SplitResult, urlsplit
 
 from bnpl.kit.db import json_text
 
-SECRET_PREFIX: Final = "whsec_"
+SECRET_PREFIX: Final = "whsec_"  # noqa: S105 (a prefix)
 WILDCARD: Final = "*"
 MAX_URL: Final = 2048
 MAX_ENDPOINTS: Final = 16  # a merchant's endpoints (not deleted) at most

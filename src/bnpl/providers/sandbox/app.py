@@ -212,7 +212,7 @@ def create_sandbox_app(db: Database, latency_ms: int = 20) -> SandboxApp:
 
     async def latency() -> None:
         if latency_ms > 0:
-            await asyncio.sleep(latency_ms / 1000 * random.uniform(0.5, 1.5))
+            await asyncio.sleep(latency_ms / 1000 * random.uniform(0.5, 1.5))  # noqa: S311 (simulated latency)
 
     # -- card gateway ---------------------------------------------------------------------
 
