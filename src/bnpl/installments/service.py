@@ -305,20 +305,22 @@ async def _status_event(
 # --------------------------------------------------------------------------- creation
 
 
-async def create_plan(
-    conn: asyncpg.Connection,
-    *,
-    checkout_id: str,
-    consumer_id: str,
-    merchant_id: str,
-    kind: PlanKind,
-    principal: int,
-    currency: str,
-    apr_bps: int,
-    authorization_date: date,
-    payment_method_id: str,
-    at: datetime,
-) -> Plan:
+class PlanTerms(TypedDict):
+    """The terms of a new plan (`create_plan`, `create_plan_paid_down`)."""
+
+    checkout_id: str
+    consumer_id: str
+    merchant_id: str
+    kind: PlanKind
+    principal: int
+    currency: str
+    apr_bps: int
+    authorization_date: date
+    payment_method_id: str
+    at: datetime
+
+
+async def create_plan(conn: asyncpg.Connection, **terms: Unpack[PlanTerms]) -> Plan:
     """Create the plan of an authorized checkout, in the caller's transaction.
 
     The schedule comes from ``domain.build_schedule`` (``apr_bps`` is ignored, and shown
@@ -332,21 +334,7 @@ async def create_plan(
     stays usable), ``ValueError`` for bad terms (non-positive principal, negative APR,
     unsupported currency, naive ``at``).
     """
-    return to_plan(
-        await _create(
-            conn,
-            checkout_id=checkout_id,
-            consumer_id=consumer_id,
-            merchant_id=merchant_id,
-            kind=kind,
-            principal=principal,
-            currency=currency,
-            apr_bps=apr_bps,
-            authorization_date=authorization_date,
-            payment_method_id=payment_method_id,
-            at=at,
-        )
-    )
+    return to_plan(await _create(conn, **terms))
 
 
 async def _create(
@@ -413,21 +401,6 @@ async def _create(
         record = await replan_collections(conn, record)
     await events.plan_event(conn, events.PLAN_CREATED, to_plan(record), at)
     return record
-
-
-class PlanTerms(TypedDict):
-    """`create_plan`'s terms, for `create_plan_paid_down`."""
-
-    checkout_id: str
-    consumer_id: str
-    merchant_id: str
-    kind: PlanKind
-    principal: int
-    currency: str
-    apr_bps: int
-    authorization_date: date
-    payment_method_id: str
-    at: datetime
 
 
 async def create_plan_paid_down(
