@@ -40,7 +40,10 @@ async def list_events(
     who: OperatorOrMerchantP,
     page: Annotated[PageParams, Depends(page_params)],
     type: Annotated[str | None, Query(max_length=100)] = None,
+    aggregate_id: Annotated[str | None, Query(max_length=100)] = None,
 ) -> Page[EventOut]:
+    """Public events, oldest first: a merchant's own, or all for the operator; of one `type`
+    and of one `aggregate_id` (a checkout, plan, consumer or merchant id) when given."""
     merchant_id = who.merchant_id if isinstance(who, Merchant) else None
     types = sorted(PUBLIC_TYPES if type is None else PUBLIC_TYPES & {type})
     db = runtime(request).db
@@ -56,12 +59,14 @@ async def list_events(
         """
         SELECT id, event_id, type, occurred_at, data FROM messaging.events
         WHERE id > $1 AND type = ANY($2::text[]) AND ($3::text IS NULL OR merchant_id = $3)
+          AND ($5::text IS NULL OR aggregate_id = $5)
         ORDER BY id LIMIT $4
         """,
         after,
         types,
         merchant_id,
         page.limit + 1,
+        aggregate_id,
     )
     return make_page(rows, page.limit, _shape, lambda r: r["event_id"])
 

@@ -185,7 +185,8 @@ async def _lookup(request: Request, session: Session, q: str, **shown: Any) -> R
             error=f"Nothing found for {q}.",
         )
     story: dict[str, Any] = {
-        "audit": _data(await _call(request, session, "/v1/audit", entity_id=q, limit="100"))
+        "audit": _data(await _call(request, session, "/v1/audit", entity_id=q, limit="100")),
+        "events": _data(await _call(request, session, "/v1/events", aggregate_id=q, limit="100")),
     }
     ledger_filter = {"cus": "consumer_id", "mer": "merchant_id"}.get(kind, "reference_id")
     story["ledger"] = _data(

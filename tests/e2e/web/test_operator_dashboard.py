@@ -93,6 +93,10 @@ async def test_operator_finds_a_delinquent_plan(
         )
         await expect(audit).to_contain_text("checkout.authorized")
         await expect(audit).to_contain_text("payment.failed")
+        events = page.locator("section").filter(has=page.get_by_role("heading", name="Events"))
+        await expect(events).to_contain_text("plan.created")  # the plan's own events
+        await expect(events).to_contain_text("plan.delinquent")
+        await expect(events).not_to_contain_text("checkout.captured")  # its checkout's
         await expect(page.get_by_text("failed").first).to_be_visible()  # the payments
         await visit.check_accessibility()
         await visit.screenshot("ops-lookup")
@@ -100,6 +104,8 @@ async def test_operator_finds_a_delinquent_plan(
         await page.get_by_role("link", name=checkout_id).click()
         await expect(page.get_by_test_id("entity-status")).to_have_text("captured")
         await expect(page.get_by_text(re.compile(r"Decision dec_\w+: approved"))).to_be_visible()
+        events = page.locator("section").filter(has=page.get_by_role("heading", name="Events"))
+        await expect(events).to_contain_text("checkout.captured")
 
         await page.get_by_role("link", name="Failures").click()
         await expect(page.get_by_role("heading", name="Dead-lettered events")).to_be_visible()

@@ -55,3 +55,24 @@ async def test_pagination_and_principals(api: Api) -> None:
     consumer = await api.consumer(verified=False)
     assert_problem(await api.client.get("/v1/events", headers=consumer.headers), 403, "forbidden")
     assert_problem(await api.client.get("/v1/events"), 401, "unauthenticated")
+
+
+async def test_one_aggregates_events_for_its_merchant_and_the_operator(api: Api) -> None:
+    mine = await api.active_merchant()
+    other = await api.active_merchant()
+    ids = []
+    for amount in (5_000, 5_001):
+        r = await api.client.post(
+            "/v1/checkouts", json={"amount": amount, "currency": "USD"}, headers=mine.headers
+        )
+        ids.append(r.json()["id"])
+    for who in (mine.headers, api.operator):
+        r = await api.client.get("/v1/events", params={"aggregate_id": ids[0]}, headers=who)
+        assert r.status_code == 200, r.text
+        assert [(e["type"], e["data"]["id"]) for e in r.json()["data"]] == [
+            ("checkout.created", ids[0])
+        ]
+    r = await api.client.get("/v1/events", params={"aggregate_id": ids[0]}, headers=other.headers)
+    assert r.json()["data"] == []  # another merchant's aggregate: nothing, not an error
+    r = await api.client.get("/v1/events", params={"aggregate_id": "x" * 101}, headers=api.operator)
+    assert_problem(r, 422)
