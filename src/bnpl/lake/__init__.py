@@ -10,8 +10,34 @@ opens (`s3://bucket/prefix`). Nothing imports the lake; it reads the outbox tabl
 (`messaging.events`) and hands events to the reporting facade.
 """
 
-from bnpl.lake.archive import Lake, archive
-from bnpl.lake.query import as_csv, as_table, query
-from bnpl.lake.replay import archived_events, replay_reporting
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bnpl.lake.archiver import Lake, archive
+    from bnpl.lake.duck import as_csv, as_table, query
+    from bnpl.lake.replay import archived_events, replay_reporting
+
+# Imported on first use, not with the package: `bnpl`'s command line imports `bnpl.lake.cli`
+# for every command, and pyarrow (a thread, tens of MB) is no business of `bnpl serve`. No
+# submodule is named like a name exported here: importing it would shadow that name.
+_WHERE = {
+    "Lake": "archiver",
+    "archive": "archiver",
+    "as_csv": "duck",
+    "as_table": "duck",
+    "query": "duck",
+    "archived_events": "replay",
+    "replay_reporting": "replay",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(import_module(f"bnpl.lake.{_WHERE[name]}"), name)
+    raise AttributeError(f"module 'bnpl.lake' has no attribute {name!r}")
+
 
 __all__ = ["Lake", "archive", "archived_events", "as_csv", "as_table", "query", "replay_reporting"]

@@ -10,9 +10,10 @@ import typer
 
 from bnpl.config import Settings
 from bnpl.kit.db import Database
-from bnpl.lake.archive import Lake, archive
-from bnpl.lake.query import as_csv, as_table, query
-from bnpl.lake.replay import replay_reporting
+
+# pyarrow and DuckDB are imported by each command, not here: every `bnpl` command imports
+# this module, and pyarrow starts a thread and takes memory that `bnpl serve` and `bnpl
+# worker` have no use for (the crash test's fork server refuses to fork with a thread).
 
 lake = typer.Typer(
     help="The event archive: Parquet files queried with DuckDB.", no_args_is_help=True
@@ -31,6 +32,8 @@ def archive_command(
     interval: Annotated[float, typer.Option(help="Seconds between runs with --follow.")] = 10.0,
 ) -> None:
     """Append the events not archived yet to the lake (`BNPL_LAKE_URL`)."""
+    from bnpl.lake.archiver import Lake, archive
+
     settings = Settings()
     target = Lake(settings.lake)
 
@@ -65,12 +68,18 @@ def query_command(
 ) -> None:
     """Run SQL with DuckDB over the archive, as the table `events` (id, type, aggregate_id,
     occurred_at, merchant_id, consumer_id, data as JSON, seq, date)."""
+    from bnpl.lake.archiver import Lake
+    from bnpl.lake.duck import as_csv, as_table, query
+
     columns, rows = query(Lake(Settings().lake), sql)
     typer.echo((as_csv if format == "csv" else as_table)(columns, rows), nl=False)
 
 
 def replay() -> None:
     """Rebuild the reporting read model from the event archive alone."""
+    from bnpl.lake.archiver import Lake
+    from bnpl.lake.replay import replay_reporting
+
     settings = Settings()
 
     async def main() -> int:

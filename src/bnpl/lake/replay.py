@@ -8,8 +8,8 @@ import orjson
 
 import bnpl.reporting as reporting
 from bnpl.kit.db import Database
-from bnpl.lake.archive import Lake
-from bnpl.lake.query import connect
+from bnpl.lake.archiver import Lake
+from bnpl.lake.duck import connect
 from bnpl.messaging import Event
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import duckdb
 
-from bnpl.lake.archive import Lake
+from bnpl.lake.archiver import Lake
 
 
 @contextmanager
