@@ -18,10 +18,10 @@ import asyncpg
 # Credentials the suite itself uses (tests/support.py, bnpl bench's seed, tests/conftest.py).
 KNOWN_SECRETS = ("correct horse battery", "bench password, shared", "test-admin-token")
 
-# A card number stands alone (not inside a hex hash or an id): brand prefix and length, then
-# the Luhn check.
+# A card number stands alone (not inside a hex hash or an id, nor the fraction of a decimal
+# number): brand prefix and length, then the Luhn check.
 _CARD = re.compile(
-    r"(?<![0-9A-Za-z])(4[0-9]{12}(?:[0-9]{3})?|5[1-5][0-9]{14}|3[47][0-9]{13}|6011[0-9]{12})"
+    r"(?<![0-9A-Za-z.])(4[0-9]{12}(?:[0-9]{3})?|5[1-5][0-9]{14}|3[47][0-9]{13}|6011[0-9]{12})"
     r"(?![0-9A-Za-z])"
 )
 PATTERNS: dict[str, re.Pattern[str]] = {

@@ -37,5 +37,6 @@ def test_what_may_be_stored_is_not_a_finding() -> None:
         '{"password": "**********"}',
         "amount 4000000000000001 is not a card (Luhn)",
         "1733390000000 1733390000123",  # epoch milliseconds
+        '{"score": 0.4806123456789047, "pd": 0.4348123456789075}',  # a float's fraction digits
     ]
     assert scan("\n".join(stored)) == {}
