@@ -385,6 +385,27 @@ class PostgresBus:
                 )
             return bool(rows)
 
+    async def _record_and_handle(
+        self, conn: asyncpg.Connection, sub: Subscription, events: list[Event]
+    ) -> None:
+        """In `conn`'s transaction: the batch's events into the consumer's inbox, then those
+        it had not seen yet to its handler(s)."""
+        fresh = {
+            r["event_id"]
+            for r in await conn.fetch(
+                "INSERT INTO messaging.inbox (consumer, event_id) "
+                "SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING RETURNING event_id",
+                sub.name,
+                [e.event_id for e in events],
+            )
+        }
+        todo = [e for e in events if e.event_id in fresh]
+        if sub.batch_handler is not None:
+            await sub.batch_handler(conn, todo)
+        else:
+            for event in todo:
+                await sub.handler(conn, event)
+
     async def _handle_together(
         self, conn: asyncpg.Connection, sub: Subscription, events: list[Event]
     ) -> None:
@@ -392,21 +413,7 @@ class PostgresBus:
         fails, the savepoint is rolled back and the events are handled one by one."""
         try:
             async with conn.transaction():
-                fresh = {
-                    r["event_id"]
-                    for r in await conn.fetch(
-                        "INSERT INTO messaging.inbox (consumer, event_id) "
-                        "SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING RETURNING event_id",
-                        sub.name,
-                        [e.event_id for e in events],
-                    )
-                }
-                todo = [e for e in events if e.event_id in fresh]
-                if sub.batch_handler is not None:
-                    await sub.batch_handler(conn, todo)
-                else:
-                    for event in todo:
-                        await sub.handler(conn, event)
+                await self._record_and_handle(conn, sub, events)
         except Exception:
             log.warning(
                 "batch failed, handling its events one by one",

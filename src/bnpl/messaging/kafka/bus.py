@@ -466,21 +466,7 @@ class KafkaBus(PostgresBus):
         """A batch consumer's batch in one transaction; False if it failed (then one by one)."""
         try:
             async with self.db.transaction() as conn:
-                fresh = {
-                    r["event_id"]
-                    for r in await conn.fetch(
-                        "INSERT INTO messaging.inbox (consumer, event_id) "
-                        "SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING RETURNING event_id",
-                        sub.name,
-                        [e.event_id for e in events],
-                    )
-                }
-                todo = [e for e in events if e.event_id in fresh]
-                if sub.batch_handler is not None:
-                    await sub.batch_handler(conn, todo)
-                else:
-                    for event in todo:
-                        await sub.handler(conn, event)
+                await self._record_and_handle(conn, sub, events)
             return True
         except Exception:
             log.warning(
